@@ -1,0 +1,140 @@
+"""Shared base class, feature description and registry for every distillation loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..models.modeling_outputs import DistillationModelOutput
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Shapes of what a model emits, measured once with a dummy forward (see ``probe_feature_spec``).
+
+    ``hidden_shapes`` are ``(C, H, W)`` of ``DistillationModelOutput.hidden_states`` (stem, then stages).
+    """
+
+    num_classes: int
+    pooled_dim: int
+    hidden_shapes: tuple[tuple[int, int, int], ...]
+
+
+@torch.no_grad()
+def probe_feature_spec(model: nn.Module, image_size: int = 32, in_chans: int = 3) -> FeatureSpec:
+    """Run one dummy batch through ``model`` (in eval mode, restored afterwards) to read its shapes."""
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters())
+    x = torch.zeros(2, in_chans, image_size, image_size, device=param.device, dtype=param.dtype)
+    out = model(pixel_values=x, output_hidden_states=True)
+    model.train(was_training)
+    return FeatureSpec(
+        num_classes=out.logits.shape[-1],
+        pooled_dim=out.pooler_output.shape[-1],
+        hidden_shapes=tuple(tuple(h.shape[1:]) for h in out.hidden_states),
+    )
+
+
+class DistillationLoss(nn.Module):
+    """Base class of every distillation objective.
+
+    A loss is an ``nn.Module`` so that its own trainable parts (projection heads, regressors, learnable
+    temperatures) and state (memory banks) are sub-modules/buffers: the ``Distiller`` holds it next to the
+    student, so the Trainer's optimizer, DDP and checkpoints cover it with no special code.
+
+    Subclasses set the class attributes that tell the trainer what to feed them, and implement ``forward``.
+
+    Class attributes:
+        name: registry key (``"icd"``, ``"kd"``...).
+        default_weight: the loss weight of the published CIFAR-100 recipe (CRD benchmark).
+        needs_hidden_states: the models must run with ``output_hidden_states=True``.
+        needs_index: ``forward`` needs the dataset indices of the batch (CRD's memory bank).
+        init_epochs: length of an initialisation stage run before distillation (AB, FT, FSP); ``0`` if none.
+    """
+
+    name: ClassVar[str] = ""
+    default_weight: ClassVar[float] = 1.0
+    needs_hidden_states: ClassVar[bool] = False
+    needs_index: ClassVar[bool] = False
+    init_epochs: ClassVar[int] = 0
+
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
+        super().__init__()
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__} got unknown hyper-parameters {sorted(kwargs)}; "
+                f"see its docstring for the accepted ones."
+            )
+        self.student_spec = student_spec
+        self.teacher_spec = teacher_spec
+
+    def forward(  # type: ignore[override]
+        self,
+        student: DistillationModelOutput,
+        teacher: DistillationModelOutput,
+        *,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Return the (unweighted) loss, or a dict with key ``"loss"`` plus detached terms to log.
+
+        ``index`` holds the dataset indices of the batch (only for ``needs_index`` losses); ``epoch`` is the
+        fractional training epoch (for losses with a warm-up, e.g. DKD).
+        """
+        raise NotImplementedError
+
+    # ---- optional initialisation stage (AB, FT, FSP) ----
+    def init_loss(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput
+    ) -> torch.Tensor:
+        """Loss minimised during the ``init_epochs`` stage."""
+        raise NotImplementedError(f"{type(self).__name__} declares no initialisation stage")
+
+    def init_parameters(self, student: nn.Module) -> Iterator[nn.Parameter]:
+        """Parameters trained in the initialisation stage (default: the student's and this loss's)."""
+        yield from student.parameters()
+        yield from self.parameters()
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of this module's parameters that must not get weight decay (temperatures, biases)."""
+        return set()
+
+
+LossFactory = Callable[..., DistillationLoss]
+_LOSSES: dict[str, type[DistillationLoss]] = {}
+
+
+def register_loss(cls: type[DistillationLoss]) -> type[DistillationLoss]:
+    """Class decorator: add a ``DistillationLoss`` subclass to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} must set a non-empty `name` to be registered")
+    if cls.name in _LOSSES and _LOSSES[cls.name] is not cls:
+        raise ValueError(f"a loss named {cls.name!r} is already registered ({_LOSSES[cls.name].__name__})")
+    _LOSSES[cls.name] = cls
+    return cls
+
+
+def list_losses() -> list[str]:
+    """Names of all registered losses, sorted."""
+    return sorted(_LOSSES)
+
+
+def get_loss_class(name: str) -> type[DistillationLoss]:
+    """Look a loss class up by name (case-insensitive); unknown names list the known ones."""
+    key = name.lower()
+    if key not in _LOSSES:
+        raise KeyError(f"Unknown distillation loss {name!r}. Known losses: {', '.join(list_losses())}.")
+    return _LOSSES[key]
+
+
+def build_loss(
+    name: str, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any
+) -> DistillationLoss:
+    """Instantiate the registered loss ``name`` for a student/teacher pair."""
+    return get_loss_class(name)(student_spec, teacher_spec, **kwargs)

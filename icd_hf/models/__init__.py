@@ -1,0 +1,1 @@
+"""CIFAR model zoo and timm backbones as transformers models."""
