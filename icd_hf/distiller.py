@@ -1,0 +1,143 @@
+"""The ``Distiller``: one module holding the student, the frozen teacher and the losses' trainable parts.
+
+Keeping them in one ``nn.Module`` (the pattern of mdistiller's ``Distiller``) is what lets the stock
+``transformers.Trainer`` machinery work unchanged: its optimizer sees the student's *and* the losses'
+parameters (ICD heads and temperature, FitNet regressors, CRD embeddings), DDP wraps one module, and a
+checkpoint's state dict carries the loss modules and CRD's memory bank. Only the student is exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.utils import ModelOutput
+
+from .losses import DistillationLoss, FeatureSpec, build_loss, probe_feature_spec
+from .losses.presets import MethodSpec, resolve_method
+from .models.modeling_outputs import DistillationModelOutput
+
+TEACHER_PREFIX = "teacher."
+
+
+@dataclass
+class DistillerOutput(ModelOutput):
+    """``loss`` is the weighted total; ``terms`` holds each weighted term (detached) for logging."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Distiller(nn.Module):
+    """Student + frozen teacher + weighted distillation losses: ``CE*w_ce + sum_k w_k * loss_k``.
+
+    Args:
+        student: the model being trained (any zoo/timm model returning ``DistillationModelOutput``).
+        teacher: the frozen teacher, or ``None`` for methods that need none (``"vanilla"``).
+        method: a ``MethodSpec`` or a method string understood by ``resolve_method`` (``"icd+kd"``).
+        image_size: side of the dummy input used to measure feature shapes for the losses' modules.
+        loss_overrides: passed to ``resolve_method`` when ``method`` is a string.
+
+    In eval mode only the student runs and the loss is plain cross-entropy: evaluation measures the student,
+    and stateful losses (CRD's memory) must not be updated by evaluation batches.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        method: MethodSpec | str,
+        *,
+        image_size: int = 32,
+        loss_overrides: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.method = resolve_method(method, loss_overrides) if isinstance(method, str) else method
+        if self.method.needs_teacher and teacher is None:
+            raise ValueError(
+                f"Method {self.method.name!r} distils from a teacher but none was given; pass a teacher "
+                f"(a zoo name with a checkpoint, a run directory or a Hub id) or use method 'vanilla'."
+            )
+        self.student = student
+        self.teacher = teacher if self.method.needs_teacher else None
+        student_spec = probe_feature_spec(student, image_size)
+        teacher_spec: FeatureSpec | None = None
+        if self.teacher is not None:
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
+            teacher_spec = probe_feature_spec(self.teacher, image_size)
+            if teacher_spec.num_classes != student_spec.num_classes:
+                raise ValueError(
+                    f"Teacher predicts {teacher_spec.num_classes} classes but the student "
+                    f"{student_spec.num_classes}: both must be built for the same dataset (check num_classes)."
+                )
+        self.student_spec = student_spec
+        self.teacher_spec = teacher_spec
+        self.losses = nn.ModuleDict(
+            {term.name: build_loss(term.name, student_spec, teacher_spec, **term.kwargs) for term in self.method.terms}
+        )
+        self.loss_weights = {term.name: float(term.weight) for term in self.method.terms}
+        self.ce_weight = float(self.method.ce_weight)
+        self.needs_hidden_states = any(loss.needs_hidden_states for loss in self.losses.values())
+        self.needs_index = any(loss.needs_index for loss in self.losses.values())
+
+    # The teacher is frozen: it stays in eval mode (fixed BN statistics) whatever the Trainer asks.
+    def train(self, mode: bool = True) -> Distiller:
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def loss_modules(self) -> dict[str, DistillationLoss]:
+        return dict(self.losses.items())
+
+    def no_weight_decay(self) -> set[str]:
+        """Full parameter names (as in ``named_parameters()``) the losses exclude from weight decay."""
+        return {f"losses.{name}.{p}" for name, loss in self.losses.items() for p in loss.no_weight_decay()}
+
+    def teacher_forward(self, pixel_values: torch.Tensor, output_hidden_states: bool) -> DistillationModelOutput:
+        # inference_mode would be faster, but its tensors cannot be saved for backward by losses that
+        # transform teacher features through trainable modules (FT, VID regressors read them).
+        with torch.no_grad():
+            return self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> DistillerOutput:
+        if not self.training:
+            out = self.student(pixel_values=pixel_values)
+            loss = F.cross_entropy(out.logits.float(), labels) if labels is not None else None
+            return DistillerOutput(loss=loss, logits=out.logits)
+        if labels is None:
+            raise ValueError("Distillation needs `labels` in every training batch (the CE term).")
+        if self.needs_index and index is None:
+            raise ValueError(
+                f"Losses {[n for n, m in self.losses.items() if m.needs_index]} need the dataset index of each "
+                f"sample: the data collator must return an 'index' tensor (icd_hf.data does)."
+            )
+        student_out = self.student(pixel_values=pixel_values, output_hidden_states=self.needs_hidden_states)
+        teacher_out = (
+            self.teacher_forward(pixel_values, self.needs_hidden_states) if self.teacher is not None else None
+        )
+        ce = F.cross_entropy(student_out.logits.float(), labels)
+        total = self.ce_weight * ce
+        terms: dict[str, torch.Tensor] = {"ce": ce.detach()}
+        for name, loss_module in self.losses.items():
+            value = loss_module(student_out, teacher_out, labels=labels, index=index, epoch=epoch)
+            if isinstance(value, dict):
+                terms.update({f"{name}/{k}": v.detach() for k, v in value.items() if k != "loss"})
+                value = value["loss"]
+            total = total + self.loss_weights[name] * value
+            terms[name] = value.detach()
+        return DistillerOutput(loss=total, logits=student_out.logits, terms=terms)
+
+    def distillation_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint needs to resume: student + loss modules/buffers, not the frozen teacher."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(TEACHER_PREFIX)}

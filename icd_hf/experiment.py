@@ -1,0 +1,212 @@
+"""Run one experiment from an ``ExperimentConfig``: build data, models and trainer, train, export, record.
+
+``recipes/train_teacher.py``, ``recipes/distill.py`` and the sweep are thin command lines over
+``run_experiment``; everything is validated before the first step so a bad config fails in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, TrainerCallback, set_seed
+
+from .config import PAPER_TRAINING, ExperimentConfig
+from .losses.presets import resolve_method
+from .trainer import DistillationTrainer, DistillationTrainingArguments, count_parameters
+
+EXPORT_DIRNAME = "student"
+RESULTS_NAME = "results.json"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def find_resumable_checkpoint(output_dir: str | Path) -> str | None:
+    """Latest *complete* checkpoint in ``output_dir``.
+
+    The Trainer writes ``trainer_state.json`` last, so a folder without it is a save that a crash or Ctrl-C
+    interrupted: skip it and resume from the previous one instead of failing on a truncated file.
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    complete = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := _CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.json").is_file()
+        and (p / "model.safetensors").is_file()
+    ]
+    return str(max(complete)[1]) if complete else None
+
+
+def build_student(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel:
+    """A fresh zoo/timm model, or the weights of a directory/Hub id to continue from."""
+    from .models import load_model
+
+    return load_model(cfg.student, num_classes=num_classes)
+
+
+def load_teacher(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel | None:
+    """Load the trained teacher and check it is the architecture and label space the config says."""
+    if resolve_method(cfg.method, cfg.loss_overrides).needs_teacher is False:
+        return None
+    from .models import load_model
+
+    path = cfg.teacher_checkpoint
+    if path is None:
+        raise ValueError(f"Method {cfg.method!r} needs `teacher_checkpoint`.")
+    looks_local = os.path.sep in path or path.startswith(".") or Path(path).exists()
+    if looks_local and not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"Teacher checkpoint {path!r} does not exist. Train the teacher first, e.g. "
+            f"`python recipes/train_teacher.py --config recipes/configs/teachers/{cfg.teacher or 'wrn_40_2'}.yaml`, "
+            f"or point `teacher_checkpoint` at a directory written by save_pretrained / a Hub id."
+        )
+    teacher = load_model(path, num_classes=num_classes)
+    arch = getattr(teacher.config, "architecture_name", None) or getattr(teacher.config, "model_name", None)
+    if cfg.teacher and arch and arch != cfg.teacher:
+        raise ValueError(
+            f"Teacher checkpoint {path!r} holds a {arch!r} but the config says teacher: {cfg.teacher}. "
+            f"Fix `teacher` or `teacher_checkpoint`."
+        )
+    return teacher
+
+
+def training_arguments(cfg: ExperimentConfig) -> DistillationTrainingArguments:
+    values: dict[str, Any] = {**PAPER_TRAINING, **cfg.training}
+    values["output_dir"] = cfg.output_dir
+    if not torch.cuda.is_available():
+        values.pop("bf16", None)
+        values.pop("fp16", None)
+    return DistillationTrainingArguments(**values)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+class _BestAccuracy(TrainerCallback):
+    """Remember the best eval top-1 and its epoch (the paper reports last; users also want best)."""
+
+    def __init__(self) -> None:
+        self.best_top1 = float("-inf")
+        self.best_epoch = -1
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
+        top1 = (metrics or {}).get("eval_top1")
+        if top1 is not None and top1 > self.best_top1:
+            self.best_top1, self.best_epoch = top1, round(state.epoch or 0)
+
+
+def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[str, Any]:
+    """Train (or distil) as ``cfg`` says; returns and writes ``results.json`` in ``cfg.output_dir``."""
+    from .data import build_datasets, collate_batch
+
+    start = time.time()
+    if cfg.push_to_hub:
+        from .hub import validate_hub_model_id
+
+        validate_hub_model_id(cfg.hub_model_id)
+    method = resolve_method(cfg.method, cfg.loss_overrides)
+    args = training_arguments(cfg)
+    set_seed(args.seed)
+    train_ds, eval_ds, info = build_datasets(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        image_size=cfg.image_size,
+        train_augment=cfg.train_augment,
+        max_train_samples=cfg.max_train_samples,
+        max_eval_samples=cfg.max_eval_samples,
+    )
+    student = build_student(cfg, info.num_classes)
+    teacher = load_teacher(cfg, info.num_classes)
+    best = _BestAccuracy()
+    trainer = DistillationTrainer(
+        model=student,
+        teacher=teacher,
+        method=method,
+        image_size=cfg.image_size or info.image_size,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collate_batch,
+        callbacks=[best],
+    )
+    if cfg.fast_path:
+        trainer.enable_fast_path(train_ds, info)
+    resume = cfg.resume
+    if resume == "auto":
+        resume = find_resumable_checkpoint(cfg.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate()
+    if best.best_top1 < metrics["eval_top1"]:
+        best.best_top1, best.best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
+    export_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
+    trainer.save_student(export_dir)
+    results = {
+        "method": cfg.method,
+        "teacher": None
+        if teacher is None
+        else {
+            "name": cfg.teacher,
+            "num_parameters": count_parameters(teacher),
+            "path_or_hub_id": cfg.teacher_checkpoint,
+            "top1": _teacher_top1(cfg.teacher_checkpoint),
+        },
+        "student": {"name": cfg.student, "num_parameters": count_parameters(student)},
+        "dataset": info.to_dict(),
+        "loss": {
+            "ce_weight": method.ce_weight,
+            "terms": [{"name": t.name, "weight": t.weight, "kwargs": dict(t.kwargs)} for t in method.terms],
+        },
+        "training": {**PAPER_TRAINING, **cfg.training},
+        "metrics": {
+            "top1": metrics["eval_top1"],
+            "top5": metrics["eval_top5"],
+            "best_top1": best.best_top1,
+            "best_epoch": best.best_epoch,
+        },
+        "baselines": {"vanilla_top1": cfg.baselines.get("vanilla_top1"), "kd_top1": cfg.baselines.get("kd_top1")},
+        "config": cfg.to_dict(),
+        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(),
+        "wall_time_s": round(time.time() - start, 1),
+        "device": device_name(),
+    }
+    if trainer.is_world_process_zero():
+        with open(os.path.join(cfg.output_dir, RESULTS_NAME), "w") as f:
+            json.dump(results, f, indent=2)
+        if cfg.push_to_hub:
+            from .hub import push_to_hub
+
+            push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
+    return results
+
+
+def _teacher_top1(path: str | None) -> float | None:
+    """The teacher's accuracy, when it was trained by train_teacher.py (its results.json sits one level up)."""
+    if path is None:
+        return None
+    for candidate in (Path(path) / RESULTS_NAME, Path(path).parent / RESULTS_NAME):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())["metrics"]["top1"]
+    return None

@@ -1,0 +1,312 @@
+"""``DistillationTrainer``: a ``transformers.Trainer`` that trains a ``Distiller`` and exports its student."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import safetensors.torch
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
+
+from .distiller import TEACHER_PREFIX, Distiller
+from .losses.presets import MethodSpec
+
+logger = logging.getLogger(__name__)
+
+INIT_STAGE_MARKER = "init_stage_done.json"
+
+
+@dataclass
+class DistillationTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the knobs of the CIFAR distillation recipes.
+
+    Defaults that differ from ``TrainingArguments``: ``remove_unused_columns=False`` and
+    ``label_names=["labels"]`` (image batches carry ``pixel_values``/``labels``/``index``).
+    """
+
+    lr_milestones: list[float] | None = field(
+        default=None,
+        metadata={"help": "Epochs at which the LR is multiplied by lr_decay_rate (step schedule, e.g. 150 180 "
+                  "210). When set it replaces lr_scheduler_type."},
+    )
+    lr_decay_rate: float = field(default=0.1, metadata={"help": "Factor applied at each lr milestone."})
+    decay_norm_and_bias: bool = field(
+        default=True,
+        metadata={"help": "Apply weight decay to BN and bias parameters too, as the CIFAR recipes (plain SGD) "
+                  "do. Loss temperatures/biases (ICD's t, b) never get weight decay."},
+    )
+    init_epochs: int | None = field(
+        default=None,
+        metadata={"help": "Override the initialisation-stage length of losses that declare one (AB, FT, FSP: "
+                  "30 in the CRD recipe)."},
+    )
+    init_max_steps: int = field(
+        default=-1, metadata={"help": "Cap the steps of each initialisation epoch (smoke tests)."}
+    )
+
+    def __post_init__(self) -> None:
+        self.remove_unused_columns = False
+        if self.label_names is None:
+            self.label_names = ["labels"]
+        super().__post_init__()
+
+
+def topk_predictions(logits: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> torch.Tensor:
+    """``preprocess_logits_for_metrics``: keep only the top-k class ids, not the (N, C) logits."""
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+
+
+def accuracy_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%) from the top-k predictions kept by ``topk_predictions``."""
+    preds = torch.as_tensor(eval_pred.predictions)
+    labels = torch.as_tensor(eval_pred.label_ids).reshape(-1, 1)
+    hits = preds == labels
+    return {"top1": 100.0 * hits[:, 0].float().mean().item(), "top5": 100.0 * hits.any(-1).float().mean().item()}
+
+
+class DistillationTrainer(Trainer):
+    """Train a student against a frozen teacher with any registered combination of losses.
+
+    Args:
+        model: the student (a ``PreTrainedModel`` from ``icd_hf.models`` or any model returning
+            ``DistillationModelOutput``) - or a ready ``Distiller``.
+        teacher: the frozen teacher (ignored when ``model`` is a ``Distiller``).
+        method: ``"icd+kd"``, ``"crd"``, ``"vanilla"``... or a ``MethodSpec`` (see ``icd_hf.losses.presets``).
+        loss_overrides: per-term weights and hyper-parameters, e.g. ``{"icd": {"invariance_weight": 0.3}}``.
+        image_size: input side used to measure feature shapes when building the losses' modules.
+        **kwargs: everything ``transformers.Trainer`` takes (``args``, datasets, ``data_collator``,
+            ``callbacks``...). ``compute_metrics`` defaults to top-1/top-5 accuracy.
+
+    Everything trainable lives in the ``Distiller`` passed to ``Trainer`` as its model, so the optimizer,
+    gradient accumulation, mixed precision, DDP and checkpointing are the Trainer's own. Checkpoints hold the
+    student and the loss modules (heads, temperatures, memory banks), not the teacher; ``save_model()``
+    exports only the student with ``save_pretrained``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        teacher: nn.Module | None = None,
+        method: MethodSpec | str = "icd+kd",
+        loss_overrides: dict | None = None,
+        image_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(model, Distiller):
+            distiller = model
+        else:
+            distiller = Distiller(model, teacher, method, image_size=image_size, loss_overrides=loss_overrides)
+        kwargs.setdefault("compute_metrics", accuracy_metrics)
+        kwargs.setdefault("preprocess_logits_for_metrics", topk_predictions)
+        super().__init__(model=distiller, **kwargs)
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
+
+    @property
+    def distiller(self) -> Distiller:
+        return self.model
+
+    @property
+    def student(self) -> nn.Module:
+        return self.model.student
+
+    # ---------------------------------------------------------------- loss and logging
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        outputs = model(
+            pixel_values=inputs["pixel_values"],
+            labels=inputs.get("labels"),
+            index=inputs.get("index"),
+            epoch=float(self.state.epoch or 0.0),
+        )
+        if model.training and outputs.terms:
+            # Summed as tensors: reading them out (a host sync) happens only when logging.
+            for name, value in outputs.terms.items():
+                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.float()
+            self._term_steps += 1
+        if return_outputs:
+            return outputs.loss, {"logits": outputs.logits}
+        return outputs.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._term_steps:
+            names = sorted(self._term_sums)
+            means = torch.stack([self._term_sums[n] / self._term_steps for n in names])
+            # Training logs are emitted on every rank, so the collective is safe here.
+            means = self.accelerator.reduce(means, reduction="mean")
+            logs.update({f"loss_{n}": round(v, 6) for n, v in zip(names, means.tolist())})
+            self._term_sums, self._term_steps = {}, 0
+        super().log(logs, start_time)
+
+    # ---------------------------------------------------------------- optimizer and schedule
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        names = (
+            [n for n, _ in model.named_parameters()]
+            if self.args.decay_norm_and_bias
+            else super().get_decay_parameter_names(model)
+        )
+        no_decay = self.distiller.no_weight_decay()
+        return [n for n in names if n not in no_decay]
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.lr_scheduler is None and self.args.lr_milestones:
+            optimizer = optimizer or self.optimizer
+            steps_per_epoch = self._update_steps_per_epoch(num_training_steps)
+            milestones = sorted(round(m * steps_per_epoch) for m in self.args.lr_milestones)
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            rate = self.args.lr_decay_rate
+
+            def lr_lambda(step: int) -> float:
+                factor = rate ** sum(step >= m for m in milestones)
+                return factor * min(1.0, (step + 1) / warmup) if warmup else factor
+
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _update_steps_per_epoch(self, num_training_steps: int) -> float:
+        if self.args.max_steps <= 0:
+            return num_training_steps / self.args.num_train_epochs
+        batches = len(self.get_train_dataloader())
+        return max(batches // self.args.gradient_accumulation_steps, 1)
+
+    # ---------------------------------------------------------------- initialisation stage (AB, FT, FSP)
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        if not resume_from_checkpoint and not self._init_stage_done():
+            self.run_init_stage()
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _init_stage_done(self) -> bool:
+        return os.path.isfile(os.path.join(self.args.output_dir, INIT_STAGE_MARKER))
+
+    def run_init_stage(self) -> dict[str, float]:
+        """Run the initialisation stage of every loss that declares one, before distillation starts.
+
+        As in the CRD benchmark code: plain SGD (momentum 0.9, the run's lr and weight decay) on the loss's
+        ``init_parameters`` (the student for AB/FSP, FT's paraphraser), minimising its ``init_loss``.
+        Gradients are averaged across processes by hand because the model is not wrapped by DDP yet.
+        """
+        distiller = self.distiller
+        results: dict[str, float] = {}
+        staged = {
+            name: (self.args.init_epochs if self.args.init_epochs is not None else loss.init_epochs)
+            for name, loss in distiller.losses.items()
+        }
+        staged = {name: epochs for name, epochs in staged.items() if epochs > 0}
+        if not staged:
+            return results
+        device = self.args.device
+        distiller.to(device)
+        distiller.train()
+        loader = self.get_train_dataloader()
+        for name, epochs in staged.items():
+            loss_module = distiller.losses[name]
+            params = [p for p in loss_module.init_parameters(distiller.student) if p.requires_grad]
+            optimizer = torch.optim.SGD(
+                params, lr=self.args.learning_rate, momentum=0.9, weight_decay=self.args.weight_decay
+            )
+            last = float("nan")
+            for epoch in range(epochs):
+                bar = tqdm(loader, desc=f"init {name} {epoch + 1}/{epochs}", disable=not self.is_world_process_zero())
+                for step, batch in enumerate(bar):
+                    if 0 <= self.args.init_max_steps <= step:
+                        break
+                    batch = self._prepare_inputs(batch)
+                    with self.autocast_smart_context_manager():
+                        x = batch["pixel_values"]
+                        student_out = distiller.student(pixel_values=x, output_hidden_states=True)
+                        teacher_out = distiller.teacher_forward(x, True)
+                        value = loss_module.init_loss(student_out, teacher_out)
+                    optimizer.zero_grad(set_to_none=True)
+                    value.backward()
+                    if dist.is_available() and dist.is_initialized():
+                        for p in params:
+                            if p.grad is not None:
+                                dist.all_reduce(p.grad)
+                                p.grad /= dist.get_world_size()
+                    optimizer.step()
+                    last = value.item() if step % 20 == 0 else last
+                    bar.set_postfix(loss=last)
+            results[f"init_{name}_loss"] = float(value.detach())
+            logger.info("initialisation stage of %s done (%d epochs), last loss %.4f", name, epochs, results[
+                f"init_{name}_loss"])
+        if self.args.should_save:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            with open(os.path.join(self.args.output_dir, INIT_STAGE_MARKER), "w") as f:
+                f.write(str(results))
+        return results
+
+    # ---------------------------------------------------------------- saving and resuming
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Checkpoints (``_internal_call``) keep the whole distillation state; a user call exports the student."""
+        if _internal_call:
+            return super().save_model(output_dir, _internal_call=True)
+        self.save_student(output_dir or self.args.output_dir)
+
+    def save_student(self, output_dir: str) -> None:
+        """Write the student with ``save_pretrained`` (safetensors + config + remote code): the deliverable."""
+        if not self.args.should_save:
+            return
+        student = self.accelerator.unwrap_model(self.model, keep_torch_compile=False).student
+        student = getattr(student, "_orig_mod", student)
+        if not isinstance(student, PreTrainedModel):
+            raise TypeError(f"Only PreTrainedModel students can be exported, got {type(student).__name__}")
+        student.save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        distiller = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if state_dict is None:
+            state_dict = distiller.distillation_state_dict()
+        else:
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(TEACHER_PREFIX)}
+        state_dict = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}
+        # Atomic write: a crash while saving never leaves a truncated weights file behind.
+        path = os.path.join(output_dir, "model.safetensors")
+        safetensors.torch.save_file(state_dict, path + ".tmp", metadata={"format": "pt"})
+        os.replace(path + ".tmp", path)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        missing = [k for k in load_result.missing_keys if not k.startswith(TEACHER_PREFIX)]
+        if missing:
+            raise RuntimeError(
+                f"The checkpoint lacks {len(missing)} entries of this run's distillation state (e.g. "
+                f"{missing[:3]}): it was written for another student/method. Resume with the same config."
+            )
+        if load_result.unexpected_keys:
+            raise RuntimeError(
+                f"The checkpoint has entries this run does not know (e.g. {load_result.unexpected_keys[:3]}): "
+                f"it was written for another student/method. Resume with the same config."
+            )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, drop_last: bool = False) -> int:
+    per_step = batch_size * world_size
+    return num_samples // per_step if drop_last else math.ceil(num_samples / per_step)
