@@ -1,0 +1,46 @@
+"""The fast path: data resident on the accelerator, on-device augmentation, channels_last, compile, fused SGD.
+
+``DeviceDataLoader`` replaces the CPU ``DataLoader`` + collator for image classification splits that fit in
+device memory (CIFAR, Tiny ImageNet); ``prepare_for_speed`` and ``build_sgd``/``sgd_kwargs`` set up the model
+and optimiser. Every piece is device-agnostic and tested on the CPU; the speed-up is on GPUs.
+"""
+
+from .augment import (
+    crop_flip_gather,
+    gpu_random_crop_flip,
+    normalization_table,
+    normalize_uint8_nhwc,
+    sample_crop_flip_params,
+)
+from .loader import DeviceDataLoader
+from .speed import (
+    autocast_context,
+    bf16_supported,
+    build_sgd,
+    configure_cuda_backends,
+    fused_sgd_available,
+    is_compiled,
+    prepare_for_speed,
+    resolve_device,
+    sgd_kwargs,
+    synchronize,
+)
+
+__all__ = [
+    "DeviceDataLoader",
+    "autocast_context",
+    "bf16_supported",
+    "build_sgd",
+    "configure_cuda_backends",
+    "crop_flip_gather",
+    "fused_sgd_available",
+    "gpu_random_crop_flip",
+    "is_compiled",
+    "normalization_table",
+    "normalize_uint8_nhwc",
+    "prepare_for_speed",
+    "resolve_device",
+    "sample_crop_flip_params",
+    "sgd_kwargs",
+    "synchronize",
+]
