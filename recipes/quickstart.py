@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
         return 2
     teacher_cfg = replace(cfg, student=cfg.teacher, method="vanilla", output_dir=str(root / "teacher"))
     teacher = run_experiment(teacher_cfg, command="quickstart teacher")
-    vanilla = run_experiment(replace(cfg, method="vanilla", output_dir=str(root / "vanilla")), command="quickstart vanilla")
+    vanilla_cfg = replace(cfg, method="vanilla", output_dir=str(root / "vanilla"))
+    vanilla = run_experiment(vanilla_cfg, command="quickstart vanilla")
     distilled = run_experiment(
         replace(
             cfg,
@@ -47,8 +48,10 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|---|---|")
     for name, r in rows:
         m = r["metrics"]
-        print(f"| {name} | {r['student']['num_parameters']:,} | {m['top1']:.2f} | {m['top5']:.2f} | {r['wall_time_s']:.0f} s |")
-    print(f"\nThe distilled student is in {root / cfg.method.replace('+', '_') / EXPORT_DIRNAME} (save_pretrained format).")
+        params = r["student"]["num_parameters"]
+        print(f"| {name} | {params:,} | {m['top1']:.2f} | {m['top5']:.2f} | {r['wall_time_s']:.0f} s |")
+    export = root / cfg.method.replace("+", "_") / EXPORT_DIRNAME
+    print(f"\nThe distilled student is in {export} (save_pretrained format).")
     return 0
 
 
