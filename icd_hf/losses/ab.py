@@ -1,0 +1,116 @@
+"""Activation Boundaries (AB) distillation.
+
+Heo, Lee, Yun & Choi, "Knowledge Transfer via Distillation of Activation Boundaries Formed by Hidden Neurons",
+AAAI 2019. https://arxiv.org/abs/1811.03233
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.modeling_outputs import DistillationModelOutput
+from .at import check_same_stage_count, no_autocast, require_teacher_spec, stage_pairs
+from .base import DistillationLoss, FeatureSpec, register_loss
+from .fitnet import ConvRegressor
+
+
+def activation_boundary_loss(source: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Sum of the hinge-squared "alternative L2" of the AB paper over all neurons.
+
+    A neuron the teacher keeps off (``target <= 0``) is pushed below ``-margin``; one it turns on pushed above
+    ``+margin``; a neuron already on the right side by the margin costs nothing.
+    """
+    off = (source > -margin) & (target <= 0)
+    on = (source <= margin) & (target > 0)
+    return ((source + margin).pow(2) * off + (source - margin).pow(2) * on).sum()
+
+
+@register_loss
+class ABLoss(DistillationLoss):
+    """AB: transfer the teacher's activation boundaries (on/off pattern of pre-ReLU neurons) to the student.
+
+    Heo et al., AAAI 2019 (https://arxiv.org/abs/1811.03233); RepDistiller ``distiller_zoo/AB.py`` with the
+    ``Connector`` of ``models/util.py`` and the two-stage schedule of ``train_student.py --distill abound``.
+
+    On every pair of ``preact_hidden_states[1:]``, a connector (identity when channels and size already match,
+    else conv + BatchNorm, no ReLU) maps the student's pre-activation map to the teacher's shape; stage ``i`` of
+    ``n`` is weighted ``2^(i - n + 1)`` (the last stage 1, each earlier one half the next), and each term is
+    ``activation_boundary_loss / B * 3 / 1000`` (the reference's scaling).
+
+    Schedule, as RepDistiller: an initialisation stage of ``init_epochs = 30`` epochs trains the student and
+    the connectors on this loss alone (``init_loss``; ``init_parameters`` = the student's and the connectors'
+    parameters). In the main stage RepDistiller adds nothing (its training loop sets the AB term to 0 whatever
+    ``-b`` is; the CRD recipe's ``-b 1`` is inert), so ``forward`` returns 0 by default: AB's effect is the
+    initialisation. Set ``main_stage=True`` to keep the AB term during distillation with the recipe weight 1.
+
+    Hyper-parameters: ``margin`` (1.0), ``main_stage`` (False). Student and teacher must have the same number
+    of stages.
+    """
+
+    name = "ab"
+    default_weight = 1.0
+    needs_hidden_states = True
+    init_epochs = 30
+
+    def __init__(
+        self,
+        student_spec: FeatureSpec,
+        teacher_spec: FeatureSpec,
+        *,
+        margin: float = 1.0,
+        main_stage: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(student_spec, teacher_spec, **kwargs)
+        teacher_spec = require_teacher_spec(teacher_spec, "AB")
+        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "AB")
+        self.margin = float(margin)
+        self.main_stage = bool(main_stage)
+        self.connectors = nn.ModuleList(
+            nn.Identity() if s == t else ConvRegressor(s, t, use_relu=False)
+            for s, t in zip(student_spec.hidden_shapes[1:], teacher_spec.hidden_shapes[1:])
+        )
+        self.stage_weights = [2.0 ** (i - self.num_pairs + 1) for i in range(self.num_pairs)]
+
+    def _ab_terms(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> dict[str, torch.Tensor]:
+        pairs = stage_pairs(student, teacher, "AB", expected=self.num_pairs, preact=True)
+        terms = {}
+        for i, (connector, weight, (f_s, f_t)) in enumerate(zip(self.connectors, self.stage_weights, pairs), start=1):
+            source = connector(f_s)
+            if source.shape != f_t.shape:
+                raise ValueError(
+                    f"AB connector output {tuple(source.shape)} does not match the teacher map {tuple(f_t.shape)} "
+                    f"at stage {i}: the inputs must have the image size the loss was built for."
+                )
+            with no_autocast(source):
+                value = activation_boundary_loss(source.float(), f_t.float(), self.margin)
+                terms[f"stage{i}"] = weight * value / f_s.shape[0] * 3 / 1000
+        return terms
+
+    def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
+        """The AB loss trained alone in the initialisation stage (student + connectors)."""
+        return torch.stack(list(self._ab_terms(student, teacher).values())).sum()
+
+    def init_parameters(self, student: nn.Module) -> Iterator[nn.Parameter]:
+        """The student's and the connectors' parameters (the classifier gets no gradient from AB)."""
+        yield from student.parameters()
+        yield from self.connectors.parameters()
+
+    def forward(  # type: ignore[override]
+        self,
+        student: DistillationModelOutput,
+        teacher: DistillationModelOutput,
+        *,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        if not self.main_stage:
+            return torch.zeros((), device=student.logits.device)
+        terms = self._ab_terms(student, teacher)
+        loss = torch.stack(list(terms.values())).sum()
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

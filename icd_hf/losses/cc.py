@@ -1,0 +1,59 @@
+"""Correlation Congruence (CC) for knowledge distillation.
+
+Peng et al., "Correlation Congruence for Knowledge Distillation", ICCV 2019. https://arxiv.org/abs/1904.01802
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.modeling_outputs import DistillationModelOutput
+from .at import no_autocast, require_teacher_spec
+from .base import DistillationLoss, FeatureSpec, register_loss
+from .sp import check_relational_batch
+
+
+@register_loss
+class CCLoss(DistillationLoss):
+    """Correlation congruence on linearly embedded penultimate vectors, as the CRD benchmark implements it.
+
+    Peng et al., ICCV 2019 (https://arxiv.org/abs/1904.01802); RepDistiller ``distiller_zoo/CC.py`` with the
+    ``LinearEmbed`` heads ``train_student.py --distill correlation`` builds.
+
+    Student and teacher ``pooler_output`` go through their own trainable ``nn.Linear(D, embed_dim)`` heads
+    (both trained with the student; the teacher network stays frozen). With ``delta = |e_s - e_t|`` (B x d),
+    the loss is ``mean_i sum_d delta[i, d] * delta[i + 1, d]`` over consecutive samples of the batch: the
+    code the CC authors sent to the CRD authors, a cheap surrogate of the paper's kernelised correlation
+    matrices. Hyper-parameters: ``embed_dim`` (128, RepDistiller's ``--feat_dim``). Default weight 0.02.
+    Needs a batch of at least 2 samples.
+    """
+
+    name = "cc"
+    default_weight = 0.02
+
+    def __init__(
+        self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, embed_dim: int = 128, **kwargs: Any
+    ) -> None:
+        super().__init__(student_spec, teacher_spec, **kwargs)
+        teacher_spec = require_teacher_spec(teacher_spec, "CC")
+        self.embed_s = nn.Linear(student_spec.pooled_dim, embed_dim)
+        self.embed_t = nn.Linear(teacher_spec.pooled_dim, embed_dim)
+
+    def forward(  # type: ignore[override]
+        self,
+        student: DistillationModelOutput,
+        teacher: DistillationModelOutput,
+        *,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> torch.Tensor:
+        f_s, f_t = student.pooler_output.flatten(1), teacher.pooler_output.detach().flatten(1)
+        check_relational_batch(f_s.shape[0], "CC")
+        e_s, e_t = self.embed_s(f_s), self.embed_t(f_t)
+        with no_autocast(e_s):
+            delta = (e_s.float() - e_t.float()).abs()
+            return (delta[:-1] * delta[1:]).sum(dim=1).mean()

@@ -1,0 +1,71 @@
+"""Neuron Selectivity Transfer (NST): match the distributions of neuron activation patterns with an MMD.
+
+Huang & Wang, "Like What You Like: Knowledge Distill via Neuron Selectivity Transfer", arXiv 2017.
+https://arxiv.org/abs/1707.01219
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..models.modeling_outputs import DistillationModelOutput
+from .at import check_same_stage_count, match_spatial_size, no_autocast, require_teacher_spec, stage_pairs
+from .base import DistillationLoss, FeatureSpec, register_loss
+
+
+def polynomial_kernel_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``mean_{n, i, j} (<a[n, i], b[n, j]>)^2`` for ``(B, C_a, L)`` and ``(B, C_b, L)``: the degree-2
+    polynomial kernel (c = 0) averaged over all channel pairs of every sample."""
+    return torch.bmm(a, b.transpose(1, 2)).pow(2).mean()
+
+
+def nst_mmd(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """Squared MMD between the channels (as ``H*W`` distributions, L2-normalised) of two maps of equal size.
+
+    The teacher-teacher term is a constant for the student; it is kept (detached) so that the value is a true
+    MMD, zero when the maps agree, as RepDistiller's ``full_loss``.
+    """
+    s = F.normalize(f_s.flatten(2), dim=2)
+    t = F.normalize(f_t.flatten(2), dim=2)
+    return polynomial_kernel_mean(t, t).detach() + polynomial_kernel_mean(s, s) - 2 * polynomial_kernel_mean(s, t)
+
+
+@register_loss
+class NSTLoss(DistillationLoss):
+    """NST: polynomial-kernel MMD between student and teacher neuron-selectivity patterns of every stage.
+
+    Huang & Wang 2017 (https://arxiv.org/abs/1707.01219); RepDistiller ``distiller_zoo/NST.py``.
+
+    For each pair of ``hidden_states[1:]`` (the larger map average-pooled to the smaller's size) every channel
+    is an L2-normalised distribution over the ``H*W`` positions; the loss is the squared MMD with the kernel
+    ``k(x, y) = (x . y)^2`` between the student's and teacher's channel sets, summed over stages. Channel counts
+    may differ. Default weight 50. Student and teacher must have the same number of stages.
+    """
+
+    name = "nst"
+    default_weight = 50.0
+    needs_hidden_states = True
+
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
+        super().__init__(student_spec, teacher_spec, **kwargs)
+        teacher_spec = require_teacher_spec(teacher_spec, "NST")
+        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "NST")
+
+    def forward(  # type: ignore[override]
+        self,
+        student: DistillationModelOutput,
+        teacher: DistillationModelOutput,
+        *,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
+        terms = {}
+        for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "NST", expected=self.num_pairs), start=1):
+            with no_autocast(f_s):
+                terms[f"stage{i}"] = nst_mmd(*match_spatial_size(f_s.float(), f_t.float()))
+        loss = torch.stack(list(terms.values())).sum()
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

@@ -1,0 +1,103 @@
+"""Variational Information Distillation (VID).
+
+Ahn, Hu, Damianou, Lawrence & Dai, "Variational Information Distillation for Knowledge Transfer", CVPR 2019.
+https://arxiv.org/abs/1904.05835
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.modeling_outputs import DistillationModelOutput
+from .at import check_same_stage_count, match_spatial_size, no_autocast, require_teacher_spec, stage_pairs
+from .base import DistillationLoss, FeatureSpec, register_loss
+
+
+class VIDHead(nn.Module):
+    """Gaussian ``q(t | s)`` for one stage: mean = 1x1-conv regressor of ``s``, learnable per-channel variance.
+
+    The variance is ``softplus(log_scale) + eps`` (stays positive), initialised to ``init_pred_var``.
+    """
+
+    def __init__(
+        self, in_channels: int, mid_channels: int, out_channels: int, init_pred_var: float, eps: float
+    ) -> None:
+        super().__init__()
+        self.regressor = nn.Sequential(
+            nn.Conv2d(in_channels, mid_channels, kernel_size=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(mid_channels, mid_channels, kernel_size=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(mid_channels, out_channels, kernel_size=1, bias=False),
+        )
+        # Inverse softplus, so that softplus(log_scale) + eps == init_pred_var at start.
+        self.log_scale = nn.Parameter(torch.full((out_channels,), math.log(math.expm1(init_pred_var - eps))))
+        self.eps = eps
+
+    def variance(self) -> torch.Tensor:
+        return F.softplus(self.log_scale.float()) + self.eps
+
+    def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        f_s, f_t = match_spatial_size(f_s, f_t)
+        mean = self.regressor(f_s)
+        with no_autocast(mean):
+            var = self.variance().view(1, -1, 1, 1)
+            neg_log_prob = 0.5 * ((mean.float() - f_t.float()).pow(2) / var + torch.log(var))
+            return neg_log_prob.mean()
+
+
+@register_loss
+class VIDLoss(DistillationLoss):
+    """VID: per-stage Gaussian negative log-likelihood of the teacher map given the student map, summed.
+
+    Ahn et al., CVPR 2019 (https://arxiv.org/abs/1904.05835); RepDistiller ``distiller_zoo/VID.py`` as
+    ``train_student.py --distill vid`` wires it: one ``VIDHead(C_s, C_t, C_t)`` per pair of
+    ``hidden_states[1:]`` (the larger map average-pooled to the smaller's size), the terms summed. The
+    constant ``log(2 pi) / 2`` is dropped, so the value can be negative.
+
+    Hyper-parameters: ``init_pred_var`` (5.0), ``eps`` (1e-5). Default weight 1. The heads (regressors and
+    variances) train with the student, with weight decay as in the reference. Student and teacher must have
+    the same number of stages.
+    """
+
+    name = "vid"
+    default_weight = 1.0
+    needs_hidden_states = True
+
+    def __init__(
+        self,
+        student_spec: FeatureSpec,
+        teacher_spec: FeatureSpec,
+        *,
+        init_pred_var: float = 5.0,
+        eps: float = 1e-5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(student_spec, teacher_spec, **kwargs)
+        teacher_spec = require_teacher_spec(teacher_spec, "VID")
+        if init_pred_var <= eps:
+            raise ValueError(f"VID init_pred_var ({init_pred_var}) must be larger than eps ({eps}).")
+        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "VID")
+        self.heads = nn.ModuleList(
+            VIDHead(s[0], t[0], t[0], init_pred_var, eps)
+            for s, t in zip(student_spec.hidden_shapes[1:], teacher_spec.hidden_shapes[1:])
+        )
+
+    def forward(  # type: ignore[override]
+        self,
+        student: DistillationModelOutput,
+        teacher: DistillationModelOutput,
+        *,
+        labels: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+        epoch: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
+        pairs = stage_pairs(student, teacher, "VID", expected=self.num_pairs)
+        terms = {f"stage{i}": head(f_s, f_t) for i, (head, (f_s, f_t)) in enumerate(zip(self.heads, pairs), start=1)}
+        loss = torch.stack(list(terms.values())).sum()
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
