@@ -83,6 +83,7 @@ class Distiller(nn.Module):
         self.ce_weight = float(self.method.ce_weight)
         self.needs_hidden_states = any(loss.needs_hidden_states for loss in self.losses.values())
         self.needs_index = any(loss.needs_index for loss in self.losses.values())
+        self.teacher_inference_mode = False
 
     # The teacher is frozen: it stays in eval mode (fixed BN statistics) whatever the Trainer asks.
     def train(self, mode: bool = True) -> Distiller:
@@ -99,10 +100,16 @@ class Distiller(nn.Module):
         return {f"losses.{name}.{p}" for name, loss in self.losses.items() for p in loss.no_weight_decay()}
 
     def teacher_forward(self, pixel_values: torch.Tensor, output_hidden_states: bool) -> DistillationModelOutput:
-        # inference_mode would be faster, but its tensors cannot be saved for backward by losses that
-        # transform teacher features through trainable modules (FT, VID regressors read them).
-        with torch.no_grad():
-            return self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+        if not self.teacher_inference_mode:
+            with torch.no_grad():
+                return self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+        with torch.inference_mode():
+            out = self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+        # Inference tensors cannot be saved for backward, and losses feed teacher features through trainable
+        # heads (ICD, CRD, FitNet...): one clone outside inference mode makes them ordinary constants.
+        return DistillationModelOutput(
+            **{k: v.clone() if torch.is_tensor(v) else tuple(t.clone() for t in v) for k, v in out.items()}
+        )
 
     def forward(
         self,

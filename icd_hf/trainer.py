@@ -11,6 +11,7 @@ from typing import Any
 import safetensors.torch
 import torch
 import torch.distributed as dist
+import transformers.trainer
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
@@ -19,6 +20,19 @@ from .distiller import TEACHER_PREFIX, Distiller
 from .losses.presets import MethodSpec
 
 logger = logging.getLogger(__name__)
+
+_accelerate_skip_first_batches = transformers.trainer.skip_first_batches
+
+
+def _skip_first_batches(dataloader: Any, num_batches: int = 0) -> Any:
+    # Trainer resumes mid-epoch with accelerate's skip_first_batches, which rebuilds a torch DataLoader;
+    # the fast path's DeviceDataLoader skips by itself, without building the skipped batches.
+    if hasattr(dataloader, "skip_first_batches"):
+        return dataloader.skip_first_batches(num_batches)
+    return _accelerate_skip_first_batches(dataloader, num_batches)
+
+
+transformers.trainer.skip_first_batches = _skip_first_batches
 
 INIT_STAGE_MARKER = "init_stage_done.json"
 
@@ -49,6 +63,14 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     init_max_steps: int = field(
         default=-1, metadata={"help": "Cap the steps of each initialisation epoch (smoke tests)."}
+    )
+    fast_path: bool = field(
+        default=False,
+        metadata={"help": "Keep the training split on the device as uint8 and augment there (icd_hf.fast), "
+                  "channels_last models, teacher in inference mode; with compile_models, torch.compile."},
+    )
+    compile_models: bool = field(
+        default=False, metadata={"help": "Fast path: torch.compile the student and the teacher (not the losses)."}
     )
 
     def __post_init__(self) -> None:
@@ -118,6 +140,51 @@ class DistillationTrainer(Trainer):
     @property
     def student(self) -> nn.Module:
         return self.model.student
+
+    # ---------------------------------------------------------------- fast path
+    def enable_fast_path(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        padding: int = 4,
+        flip: bool = True,
+    ) -> None:
+        """Train from a uint8 copy of the training split kept on the device (``icd_hf.fast.DeviceDataLoader``).
+
+        ``images``/``labels`` are the whole training split (``icd_hf.data.as_uint8_tensor``); augmentation
+        (pad-``padding`` random crop + flip) and normalisation happen on the device, per batch.
+        """
+        from .fast import prepare_for_speed
+
+        self._fast_data = {"images": images, "labels": labels, "mean": mean, "std": std, "padding": padding,
+                           "flip": flip}
+        self.args.fast_path = True
+        self.distiller.teacher_inference_mode = True
+        prepare_for_speed(self.distiller, channels_last=True, compile=self.args.compile_models)
+
+    def get_train_dataloader(self):
+        data = getattr(self, "_fast_data", None)
+        if not self.args.fast_path or data is None:
+            return super().get_train_dataloader()
+        from .fast import DeviceDataLoader
+
+        return DeviceDataLoader(
+            data["images"],
+            data["labels"],
+            self._train_batch_size,
+            train=True,
+            mean=data["mean"],
+            std=data["std"],
+            padding=data["padding"],
+            flip=data["flip"],
+            device=self.args.device,
+            seed=self.args.seed,
+            drop_last=self.args.dataloader_drop_last,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+        )
 
     # ---------------------------------------------------------------- loss and logging
     def compute_loss(
