@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import check_same_stage_count, no_autocast, require_teacher_spec, stage_pairs
+from ._utils import float32_math
+from .at import check_same_stage_count, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .fitnet import ConvRegressor
 
@@ -86,7 +87,7 @@ class ABLoss(DistillationLoss):
                     f"AB connector output {tuple(source.shape)} does not match the teacher map {tuple(f_t.shape)} "
                     f"at stage {i}: the inputs must have the image size the loss was built for."
                 )
-            with no_autocast(source):
+            with float32_math(source):
                 value = activation_boundary_loss(source.float(), f_t.float(), self.margin)
                 terms[f"stage{i}"] = weight * value / f_s.shape[0] * 3 / 1000
         return terms

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
+from ._utils import float32_math, require_field
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -27,16 +28,11 @@ def require_teacher_spec(teacher_spec: FeatureSpec | None, loss_name: str) -> Fe
     return teacher_spec
 
 
-def hidden_maps(output: DistillationModelOutput, loss_name: str, *, preact: bool = False) -> tuple[torch.Tensor, ...]:
+def hidden_maps(
+    output: DistillationModelOutput | None, loss_name: str, *, preact: bool = False, role: str = "student"
+) -> tuple[torch.Tensor, ...]:
     """The ``(stem, stage1, ..., stageK)`` maps of a model output, with a clear error when they are missing."""
-    field = "preact_hidden_states" if preact else "hidden_states"
-    maps = getattr(output, field)
-    if maps is None:
-        raise ValueError(
-            f"{loss_name} reads `{field}` but the model output has none: run student and teacher with "
-            f"output_hidden_states=True (the Distiller does so for losses with needs_hidden_states=True)."
-        )
-    return tuple(maps)
+    return tuple(require_field(output, "preact_hidden_states" if preact else "hidden_states", loss_name, role))
 
 
 def check_same_stage_count(student_spec: FeatureSpec, teacher_spec: FeatureSpec, loss_name: str, start: int = 1) -> int:
@@ -73,8 +69,8 @@ def stage_pairs(
 
     The teacher side is detached so no loss ever sends a gradient into the teacher, whatever the caller did.
     """
-    maps_s = hidden_maps(student, loss_name, preact=preact)[start:]
-    maps_t = hidden_maps(teacher, loss_name, preact=preact)[start:]
+    maps_s = hidden_maps(student, loss_name, preact=preact, role="student")[start:]
+    maps_t = hidden_maps(teacher, loss_name, preact=preact, role="teacher")[start:]
     if len(maps_s) != len(maps_t) or (expected is not None and len(maps_s) != expected):
         raise ValueError(
             f"{loss_name} was built for {expected} stage pairs but got {len(maps_s)} student and {len(maps_t)} "
@@ -101,15 +97,6 @@ def match_spatial_size(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tens
         else:
             f_t = F.adaptive_avg_pool2d(f_t, s_hw)
     return f_s, f_t
-
-
-def no_autocast(tensor: torch.Tensor) -> torch.autocast:
-    """A context that turns autocast off on ``tensor``'s device, for the float32 parts of a loss.
-
-    Normalised maps, Gram matrices and pairwise distances lose most of their precision in bfloat16/float16
-    (sums of squares of thousands of entries), so the losses cast their inputs to float32 inside this context.
-    """
-    return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 
 # ----------------------------------------------------------------------------- AT
@@ -162,7 +149,7 @@ class ATLoss(DistillationLoss):
     ) -> dict[str, torch.Tensor]:
         terms = {}
         for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "AT", expected=self.num_pairs), start=1):
-            with no_autocast(f_s):
+            with float32_math(f_s):
                 f_s, f_t = match_spatial_size(f_s.float(), f_t.float())
                 terms[f"stage{i}"] = (attention_map(f_s, self.p) - attention_map(f_t, self.p)).pow(2).mean()
         loss = torch.stack(list(terms.values())).sum()

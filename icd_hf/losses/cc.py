@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import no_autocast, require_teacher_spec
+from ._utils import float32_math, require_field
+from .at import require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .sp import check_relational_batch
 
@@ -51,9 +52,12 @@ class CCLoss(DistillationLoss):
         index: torch.Tensor | None = None,
         epoch: float = 0.0,
     ) -> torch.Tensor:
-        f_s, f_t = student.pooler_output.flatten(1), teacher.pooler_output.detach().flatten(1)
+        f_s, f_t = (
+            require_field(student, "pooler_output", "CC", "student").flatten(1),
+            require_field(teacher, "pooler_output", "CC", "teacher").detach().flatten(1),
+        )
         check_relational_batch(f_s.shape[0], "CC")
         e_s, e_t = self.embed_s(f_s), self.embed_t(f_t)
-        with no_autocast(e_s):
+        with float32_math(e_s):
             delta = (e_s.float() - e_t.float()).abs()
             return (delta[:-1] * delta[1:]).sum(dim=1).mean()

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import hidden_maps, no_autocast, require_teacher_spec
+from ._utils import float32_math
+from .at import hidden_maps, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -109,12 +110,12 @@ class FitNetLoss(DistillationLoss):
         epoch: float = 0.0,
     ) -> torch.Tensor:
         f_s = hidden_maps(student, "FitNet")[self.hint_layer]
-        f_t = hidden_maps(teacher, "FitNet")[self.hint_layer].detach()
+        f_t = hidden_maps(teacher, "FitNet", role="teacher")[self.hint_layer].detach()
         pred = self.regressor(f_s)
         if pred.shape != f_t.shape:
             raise ValueError(
                 f"FitNet regressor output {tuple(pred.shape)} does not match the teacher hint {tuple(f_t.shape)}: "
                 f"the inputs must have the image size the loss was built for."
             )
-        with no_autocast(pred):
+        with float32_math(pred):
             return F.mse_loss(pred.float(), f_t.float())

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import check_same_stage_count, match_spatial_size, no_autocast, require_teacher_spec, stage_pairs
+from ._utils import float32_math
+from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -70,7 +71,7 @@ class FSPLoss(DistillationLoss):
     def _fsp_terms(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> dict[str, torch.Tensor]:
         pairs = stage_pairs(student, teacher, "FSP", start=0, expected=self.num_maps)
         terms = {}
-        with no_autocast(pairs[0][0]):
+        with float32_math(pairs[0][0]):
             maps_s = [s.float() for s, _ in pairs]
             maps_t = [t.float() for _, t in pairs]
             for k in range(self.num_maps - 1):

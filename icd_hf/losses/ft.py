@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import hidden_maps, match_spatial_size, no_autocast, require_teacher_spec
+from ._utils import float32_math
+from .at import hidden_maps, match_spatial_size, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -102,9 +103,9 @@ class FTLoss(DistillationLoss):
 
     def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
         """Reconstruction MSE of the teacher's last stage map through the paraphraser."""
-        f_t = hidden_maps(teacher, "FT")[-1].detach()
+        f_t = hidden_maps(teacher, "FT", role="teacher")[-1].detach()
         _, reconstruction = self.paraphraser(f_t)
-        with no_autocast(f_t):
+        with float32_math(f_t):
             return F.mse_loss(reconstruction.float(), f_t.float())
 
     def init_parameters(self, student: nn.Module) -> Iterator[nn.Parameter]:
@@ -123,8 +124,8 @@ class FTLoss(DistillationLoss):
         factor_s = self.translator(hidden_maps(student, "FT")[-1])
         # The paraphraser is frozen after its initialisation stage: no gradient, so no update, no weight decay.
         with torch.no_grad():
-            factor_t = self.paraphraser.encoder(hidden_maps(teacher, "FT")[-1])
-        with no_autocast(factor_s):
+            factor_t = self.paraphraser.encoder(hidden_maps(teacher, "FT", role="teacher")[-1])
+        with float32_math(factor_s):
             factor_s, factor_t = match_spatial_size(factor_s.float(), factor_t.float())
             diff = factor_map(factor_s, self.p1) - factor_map(factor_t, self.p1)
             return diff.abs().mean() if self.p2 == 1 else diff.pow(self.p2).mean()

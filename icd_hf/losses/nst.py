@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import check_same_stage_count, match_spatial_size, no_autocast, require_teacher_spec, stage_pairs
+from ._utils import float32_math
+from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -65,7 +66,7 @@ class NSTLoss(DistillationLoss):
     ) -> dict[str, torch.Tensor]:
         terms = {}
         for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "NST", expected=self.num_pairs), start=1):
-            with no_autocast(f_s):
+            with float32_math(f_s):
                 terms[f"stage{i}"] = nst_mmd(*match_spatial_size(f_s.float(), f_t.float()))
         loss = torch.stack(list(terms.values())).sum()
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

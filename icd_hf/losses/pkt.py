@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import no_autocast, require_teacher_spec
+from ._utils import float32_math, require_field
+from .at import require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .sp import check_relational_batch
 
@@ -60,9 +61,12 @@ class PKTLoss(DistillationLoss):
         index: torch.Tensor | None = None,
         epoch: float = 0.0,
     ) -> torch.Tensor:
-        f_s, f_t = student.pooler_output, teacher.pooler_output.detach()
+        f_s, f_t = (
+            require_field(student, "pooler_output", "PKT", "student"),
+            require_field(teacher, "pooler_output", "PKT", "teacher").detach(),
+        )
         check_relational_batch(f_s.shape[0], "PKT")
-        with no_autocast(f_s):
+        with float32_math(f_s):
             p_s = cosine_conditional_probabilities(f_s.float().flatten(1), self.eps)
             p_t = cosine_conditional_probabilities(f_t.float().flatten(1), self.eps)
             return (p_t * torch.log((p_t + self.eps) / (p_s + self.eps))).mean()

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import no_autocast, require_teacher_spec
+from ._utils import float32_math, require_field
+from .at import require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .sp import check_relational_batch
 
@@ -77,12 +78,12 @@ class RKDLoss(DistillationLoss):
         index: torch.Tensor | None = None,
         epoch: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        f_s = student.pooler_output
+        f_s = require_field(student, "pooler_output", "RKD", "student")
         check_relational_batch(f_s.shape[0], "RKD")
-        with no_autocast(f_s):
+        with float32_math(f_s):
             s = f_s.float().flatten(1)
             with torch.no_grad():
-                t = teacher.pooler_output.float().flatten(1)
+                t = require_field(teacher, "pooler_output", "RKD", "teacher").float().flatten(1)
                 t_dist, t_angle = normalised_distances(t), triplet_angles(t)
             loss_d = F.smooth_l1_loss(normalised_distances(s), t_dist)
             loss_a = F.smooth_l1_loss(triplet_angles(s), t_angle)

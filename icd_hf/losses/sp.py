@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import hidden_maps, no_autocast, require_teacher_spec
+from ._utils import float32_math
+from .at import hidden_maps, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -53,10 +54,10 @@ class SPLoss(DistillationLoss):
         epoch: float = 0.0,
     ) -> torch.Tensor:
         f_s = hidden_maps(student, "SP")[-1]
-        f_t = hidden_maps(teacher, "SP")[-1].detach()
+        f_t = hidden_maps(teacher, "SP", role="teacher")[-1].detach()
         bsz = f_s.shape[0]
         check_relational_batch(bsz, "SP")
-        with no_autocast(f_s):
+        with float32_math(f_s):
             f_s = f_s.float().reshape(bsz, -1)
             f_t = f_t.float().reshape(bsz, -1)
             g_s = F.normalize(f_s @ f_s.t(), dim=1)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .at import check_same_stage_count, match_spatial_size, no_autocast, require_teacher_spec, stage_pairs
+from ._utils import float32_math
+from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
@@ -45,7 +46,7 @@ class VIDHead(nn.Module):
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         f_s, f_t = match_spatial_size(f_s, f_t)
         mean = self.regressor(f_s)
-        with no_autocast(mean):
+        with float32_math(mean):
             var = self.variance().view(1, -1, 1, 1)
             neg_log_prob = 0.5 * ((mean.float() - f_t.float()).pow(2) / var + torch.log(var))
             return neg_log_prob.mean()
