@@ -103,10 +103,10 @@ def match_spatial_size(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tens
 
 
 def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    """Spatial attention of ``(B, C, H, W)`` maps: ``mean_c |f_c|^p`` flattened and L2-normalised -> ``(B, HW)``.
+    """Spatial attention of ``(B, C, H, W)`` maps: ``mean_c f_c^p`` flattened and L2-normalised -> ``(B, HW)``.
 
-    Like the paper's released code (and RepDistiller) this is ``f.pow(p)``, i.e. no absolute value: the maps
-    are post-ReLU so the two agree for the even ``p=2`` used everywhere.
+    No absolute value, as in the authors' code and RepDistiller: the paper's ``|f|^p`` is the same for the
+    post-ReLU maps it is applied to (and for any even ``p``).
     """
     return F.normalize(feature.pow(p).mean(dim=1).flatten(1), dim=1)
 
@@ -117,8 +117,8 @@ class ATLoss(DistillationLoss):
 
     Zagoruyko & Komodakis, ICLR 2017 (https://arxiv.org/abs/1612.03928); RepDistiller ``distiller_zoo/AT.py``.
 
-    For each pair ``(hidden_states[i]`` of student and teacher, ``i >= 1)`` the larger map is average-pooled to
-    the smaller's size, and the loss is ``mean((Q_s - Q_t)^2)`` with ``Q = attention_map(f, p)``; the stage
+    For each stage ``i >= 1``, the larger of student and teacher ``hidden_states[i]`` is average-pooled to the
+    smaller's size, and the loss is ``mean((Q_s - Q_t)^2)`` with ``Q = attention_map(f, p)``; the stage
     terms are summed (RepDistiller's training loop sums the list ``Attention`` returns).
 
     Hyper-parameters:

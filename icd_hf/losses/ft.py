@@ -68,9 +68,9 @@ class FTLoss(DistillationLoss):
     loss, as RepDistiller, is ``mean |Q_s - Q_t|^p2`` with ``Q = normalise(mean_c factor^p1)``: a factor
     *attention* map (the paper normalises the whole factor tensor instead).
 
-    Hyper-parameters: ``rate`` (0.5), ``p1`` (2), ``p2`` (1). Default weight 200. RepDistiller trains the
-    paraphraser with lr 0.01 for ResNet/WRN students and the base lr otherwise: set the trainer's lr for the
-    initialisation stage accordingly.
+    Hyper-parameters: ``rate`` (0.5), ``p1`` (2), ``p2`` (1). Default weight 200. Note: RepDistiller trains the
+    paraphraser with lr 0.01 when the student is a ResNet/WRN (the run's lr, 0.05 or 0.01, otherwise); the
+    trainer's initialisation stage uses the run's learning rate.
     """
 
     name = "ft"
