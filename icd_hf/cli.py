@@ -1,0 +1,126 @@
+"""The ``icd-hf`` command line: one argparse sub-command per task.
+
+    icd-hf export RUN_DIR --out DIR [--hub_model_id org/name]
+    icd-hf push RUN_DIR --hub_model_id org/name [--private] [--dry_run]
+
+A sub-command is a function that configures its parser and returns the function that runs it; adding one is
+decorating such a function with ``@subcommand("name", help=...)`` in this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+Runner = Callable[[argparse.Namespace], int]
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {}
+
+
+def subcommand(name: str, help: str) -> Callable:
+    """Register ``configure(parser) -> runner`` as the sub-command ``name``; ``runner(args)`` returns an exit code."""
+
+    def decorator(configure: Callable[[argparse.ArgumentParser], Runner]) -> Callable:
+        if name in _SUBCOMMANDS:
+            raise ValueError(f"icd-hf sub-command {name!r} is defined twice")
+        _SUBCOMMANDS[name] = (help, configure)
+        return configure
+
+    return decorator
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--paper_dir", default=None,
+                        help="folder with the paper's CSV tables (default: <repo>/../shared/paper when present)")
+    parser.add_argument("--teacher_hub_id", default=None,
+                        help="the teacher's Hub id for the card's base_model, if results.json has a local path")
+    parser.add_argument("--no_latency", action="store_true",
+                        help="do not time the student/teacher on this CPU for the card")
+
+
+@subcommand("export", help="write a run as a Hub-ready folder (weights, code, processor, card)")
+def _configure_export(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("run_dir", type=Path, help="run directory with student/ and results.json")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write")
+    parser.add_argument("--hub_model_id", default=None, help="org/name the card's usage snippet loads from")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
+    _add_export_options(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from .hub import export_for_hub
+
+        out = export_for_hub(
+            args.run_dir, args.out, hub_model_id=args.hub_model_id, paper_dir=args.paper_dir,
+            teacher_hub_id=args.teacher_hub_id, measure_latency=not args.no_latency, overwrite=args.overwrite,
+        )
+        print(f"Exported {args.run_dir} to {out}")
+        return 0
+
+    return run
+
+
+@subcommand("push", help="export a run (or push an exported folder) to the Hugging Face Hub")
+def _configure_push(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("run_dir", type=Path, help="run directory, or a folder written by `icd-hf export`")
+    parser.add_argument("--hub_model_id", required=True, help="target model repository, org/name")
+    parser.add_argument("--out", type=Path, default=None, help="export folder (default RUN_DIR/hub_export)")
+    parser.add_argument("--token", default=None, help="Hub token (default: `hf auth login` / HF_TOKEN)")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--commit_message", default=None)
+    parser.add_argument("--dry_run", action="store_true", help="export and list what would be uploaded; no network")
+    _add_export_options(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from .hub import prepare_export, push_to_hub, validate_hub_model_id
+
+        validate_hub_model_id(args.hub_model_id)
+        common = dict(out_dir=args.out, paper_dir=args.paper_dir, teacher_hub_id=args.teacher_hub_id,
+                      measure_latency=not args.no_latency)
+        if args.dry_run:
+            folder = prepare_export(args.run_dir, args.hub_model_id, **common)
+            print(f"Dry run: would upload {folder} to https://huggingface.co/{args.hub_model_id}:")
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                print(f"  {path.relative_to(folder)}  ({path.stat().st_size} bytes)")
+            return 0
+        url = push_to_hub(args.run_dir, args.hub_model_id, token=args.token, private=args.private,
+                          commit_message=args.commit_message, **common)
+        print(f"Pushed to {url}")
+        return 0
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``icd-hf`` parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(prog="icd-hf", description="icd-hf: knowledge distillation, the Hugging Face way.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, configure) in _SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=configure(sub))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``icd-hf`` console script. Exit codes: 0 done, 1 failed, 2 bad arguments/input."""
+    from .hub import HubPublishError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except HubPublishError as err:
+        print(f"icd-hf {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"icd-hf {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
