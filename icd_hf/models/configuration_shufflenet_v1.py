@@ -1,0 +1,53 @@
+"""Configuration of the CIFAR ShuffleNetV1 (``shufflenetv1``: RepDistiller's ``ShuffleV1``, 3 groups)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import PretrainedConfig
+
+
+class ShuffleNetV1Config(PretrainedConfig):
+    r"""Configuration of ShuffleNetV1 (Zhang et al., "ShuffleNet: An Extremely Efficient Convolutional Neural
+    Network for Mobile Devices", CVPR 2018) for 32x32 images, as in the CRD benchmark code
+    (HobbitLong/RepDistiller ``models/ShuffleNetv1.py``).
+
+    Args:
+        out_planes: output channels of the three stages (``[240, 480, 960]`` for 3 groups).
+        num_blocks: blocks per stage (``[4, 8, 4]``).
+        groups: groups of the pointwise convolutions; every ``out_planes`` entry must be divisible by ``4 * groups``.
+        num_channels: input image channels.
+        architecture_name: the zoo name this config was built for (``"shufflenetv1"``).
+        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+    """
+
+    model_type = "icd_shufflenet_v1"
+
+    def __init__(
+        self,
+        out_planes: Sequence[int] = (240, 480, 960),
+        num_blocks: Sequence[int] = (4, 8, 4),
+        groups: int = 3,
+        num_channels: int = 3,
+        architecture_name: str | None = None,
+        num_labels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if len(out_planes) != 3 or len(num_blocks) != 3:
+            raise ValueError(f"out_planes and num_blocks need 3 entries, got {list(out_planes)}, {list(num_blocks)}.")
+        self.out_planes = list(out_planes)
+        self.num_blocks = list(num_blocks)
+        self.groups = groups
+        self.num_channels = num_channels
+        self.architecture_name = architecture_name
+        # A default `num_labels` would overwrite the `id2label` of a saved config on reload: only fall back to the
+        # CIFAR-100 head when no label information is given at all.
+        if num_labels is None and kwargs.get("id2label") is None:
+            num_labels = 100
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+
+
+__all__ = ["ShuffleNetV1Config"]

@@ -1,0 +1,56 @@
+"""Configuration of the CIFAR ShuffleNetV2 (``shufflenetv2``: RepDistiller's ``ShuffleV2``, net size 1x)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import PretrainedConfig
+
+
+class ShuffleNetV2Config(PretrainedConfig):
+    r"""Configuration of ShuffleNetV2 (Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN
+    Architecture Design", ECCV 2018) for 32x32 images, as in the CRD benchmark code (HobbitLong/RepDistiller
+    ``models/ShuffleNetv2.py``).
+
+    Args:
+        out_channels: channels of the three stages and of the final 1x1 conv (``[116, 232, 464, 1024]``: 1x).
+        num_blocks: basic units per stage after its down-sampling unit (``[3, 7, 3]``).
+        split_ratio: fraction of channels routed through the identity branch of a basic unit.
+        num_channels: input image channels.
+        architecture_name: the zoo name this config was built for (``"shufflenetv2"``).
+        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+    """
+
+    model_type = "icd_shufflenet_v2"
+
+    def __init__(
+        self,
+        out_channels: Sequence[int] = (116, 232, 464, 1024),
+        num_blocks: Sequence[int] = (3, 7, 3),
+        split_ratio: float = 0.5,
+        num_channels: int = 3,
+        architecture_name: str | None = None,
+        num_labels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if len(out_channels) != 4 or len(num_blocks) != 3:
+            raise ValueError(
+                f"out_channels needs 4 entries (3 stages + head) and num_blocks 3, got {list(out_channels)}, "
+                f"{list(num_blocks)}."
+            )
+        self.out_channels = list(out_channels)
+        self.num_blocks = list(num_blocks)
+        self.split_ratio = split_ratio
+        self.num_channels = num_channels
+        self.architecture_name = architecture_name
+        # A default `num_labels` would overwrite the `id2label` of a saved config on reload: only fall back to the
+        # CIFAR-100 head when no label information is given at all.
+        if num_labels is None and kwargs.get("id2label") is None:
+            num_labels = 100
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+
+
+__all__ = ["ShuffleNetV2Config"]

@@ -1,0 +1,51 @@
+"""Configuration of the CIFAR Wide Residual Networks (``wrn_40_2``, ``wrn_16_2``, ``wrn_40_1``, ``wrn_16_1``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig
+
+
+class WideResNetConfig(PretrainedConfig):
+    r"""Configuration of a pre-activation Wide ResNet for 32x32 images (Zagoruyko & Komodakis, "Wide Residual
+    Networks", BMVC 2016), as in the CRD benchmark code (HobbitLong/RepDistiller ``models/wrn.py``).
+
+    Args:
+        depth: total depth; ``(depth - 4)`` must be divisible by 6 (``n = (depth - 4) / 6`` blocks per stage).
+        widen_factor: channel multiplier k; the stages have ``16k, 32k, 64k`` channels.
+        dropout_rate: dropout between the two convolutions of a block (0 in the benchmark).
+        num_channels: input image channels.
+        architecture_name: the zoo name this config was built for (``"wrn_40_2"``), for records and model cards.
+        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+    """
+
+    model_type = "icd_wrn"
+
+    def __init__(
+        self,
+        depth: int = 40,
+        widen_factor: int = 2,
+        dropout_rate: float = 0.0,
+        num_channels: int = 3,
+        architecture_name: str | None = None,
+        num_labels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if (depth - 4) % 6 != 0 or depth < 10:
+            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40...), got {depth}.")
+        self.depth = depth
+        self.widen_factor = widen_factor
+        self.dropout_rate = dropout_rate
+        self.num_channels = num_channels
+        self.architecture_name = architecture_name
+        # A default `num_labels` would overwrite the `id2label` of a saved config on reload: only fall back to the
+        # CIFAR-100 head when no label information is given at all.
+        if num_labels is None and kwargs.get("id2label") is None:
+            num_labels = 100
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+
+
+__all__ = ["WideResNetConfig"]
