@@ -1,0 +1,436 @@
+"""Readers for the on-disk layouts the datasets ship in, each returning one split as a ``datasets.Dataset``.
+
+Every reader returns the same schema: ``image`` (``datasets.Image()``), ``label`` (``ClassLabel`` carrying the
+class names) and possibly extra columns (e.g. ``coarse_label`` for CIFAR-100).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from .images import dataset_from_arrays
+
+__all__ = [
+    "EVAL_SPLIT_ALIASES",
+    "LAYOUTS",
+    "detect_layout",
+    "load_cifar100_python",
+    "load_digits_dataset",
+    "load_image_folder",
+    "load_saved_dataset",
+    "load_stl10_binary",
+    "load_tiny_imagenet_folder",
+    "resolve_split",
+]
+
+# Any of these names means "the held-out split": each source picks the one it has.
+EVAL_SPLIT_ALIASES = ("test", "validation", "valid", "val", "eval")
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+# layout -> the marker files a directory of that layout holds (used by ``detect_layout``).
+LAYOUTS = {
+    "cifar100-python": ("train", "test", "meta"),
+    "stl10-binary": ("train_X.bin", "train_y.bin", "class_names.txt"),
+    "tiny-imagenet-200": ("wnids.txt", "train"),
+    "save_to_disk": (),
+    "imagefolder": (),
+}
+# A parent directory holding one of these sub-directories is accepted as well.
+_LAYOUT_DIRNAMES = {
+    "cifar-100-python": "cifar100-python",
+    "stl10_binary": "stl10-binary",
+    "tiny-imagenet-200": "tiny-imagenet-200",
+}
+
+
+def resolve_split(split: str, available: list[str] | tuple[str, ...], where: str) -> str:
+    """Map ``split`` onto one of ``available``; any eval alias (test/validation/val/...) matches another."""
+    if split in available:
+        return split
+    if split in EVAL_SPLIT_ALIASES:
+        for alias in EVAL_SPLIT_ALIASES:
+            if alias in available:
+                return alias
+    raise ValueError(f"{where} has no split {split!r}; available splits: {sorted(available)}.")
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def _file_fingerprint(kind: str, split: str, *files: Path) -> str:
+    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return _fingerprint(kind, split, *stats)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+    )
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _has_class_dirs(path: Path) -> bool:
+    return any(d.is_dir() and any(_is_image(f) for f in d.iterdir()) for d in path.iterdir() if d.is_dir())
+
+
+def _has_markers(path: Path, layout: str) -> bool:
+    # The CIFAR/STL markers are files; Tiny ImageNet's ``train`` is a folder.
+    def present(marker: str) -> bool:
+        if layout == "tiny-imagenet-200" and marker == "train":
+            return (path / marker).is_dir()
+        return (path / marker).is_file()
+
+    return all(present(m) for m in LAYOUTS[layout])
+
+
+def detect_layout(path: str | os.PathLike, prefer: str | None = None) -> tuple[str, Path]:
+    """Recognise the dataset layout of a local directory.
+
+    Returns ``(layout, root)`` where ``layout`` is a key of ``LAYOUTS`` and ``root`` the directory that holds
+    it (``path`` itself, or its ``cifar-100-python``/``stl10_binary``/``tiny-imagenet-200`` child). When a
+    parent directory holds several datasets, the ``prefer`` layout (e.g. ``"tiny-imagenet-200"``) wins.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` exists but matches no supported layout.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"Dataset path {str(path)!r} does not exist; check --data_dir / the dataset path.")
+    if not path.is_dir():
+        raise ValueError(
+            f"Dataset path {str(path)!r} is a file; point at the directory that holds the dataset "
+            "(e.g. the unpacked cifar-100-python/ folder, not the archive)."
+        )
+    for layout, markers in LAYOUTS.items():
+        if markers and _has_markers(path, layout):
+            return layout, path
+    children = sorted(_LAYOUT_DIRNAMES.items(), key=lambda item: item[1] != prefer)
+    for dirname, layout in children:
+        if (path / dirname).is_dir() and _has_markers(path / dirname, layout):
+            return layout, path / dirname
+    if _is_saved_dataset(path):
+        return "save_to_disk", path
+    if _has_class_dirs(path) or any(
+        (path / s).is_dir() and _has_class_dirs(path / s) for s in ("train", *EVAL_SPLIT_ALIASES)
+    ):
+        return "imagefolder", path
+    raise ValueError(
+        f"Could not recognise the dataset layout of {str(path)!r}. Supported: the original cifar-100-python/ "
+        "pickles (train, test, meta), stl10_binary/ (train_X.bin, train_y.bin, ..., class_names.txt), "
+        "tiny-imagenet-200/ (wnids.txt, train/, val/), a `datasets` save_to_disk directory, or an image "
+        "folder (<class>/<image>.png, optionally under train/ and test/)."
+    )
+
+
+# --------------------------------------------------------------------------------------------- CIFAR-100
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for the CIFAR files that refuses anything but plain numpy arrays.
+
+    The official files are Python-2 pickles of dicts of lists and uint8 arrays; refusing other globals
+    means a tampered file cannot run code on load.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(
+                f"Refusing to load {module}.{name} from a CIFAR pickle: the official files hold only numpy "
+                "arrays and lists. Is this the original cifar-100-python download?"
+            )
+        if name == "_reconstruct":
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct
+        if name == "scalar":
+            from numpy._core.multiarray import scalar
+
+            return scalar
+        return getattr(np, name)
+
+
+def _load_pickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        # encoding="bytes": the files were written by Python 2, so their str keys come back as bytes.
+        data = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a CIFAR dict (got {type(data).__name__}).")
+    return data
+
+
+def load_cifar100_python(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read a split of the original ``cifar-100-python/`` pickles (``train``, ``test``, ``meta``).
+
+    Pixels are decoded once from the ``b'data'`` rows (``(N, 3072)`` uint8, channel-planar) into HWC arrays and
+    stored as PPM bytes; the 50,000-image train split builds in about a second. Columns: ``image``, ``label``
+    (fine, with names), ``coarse_label`` (with names).
+
+    Reference: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009.
+    """
+    root = Path(root)
+    split = resolve_split(split, ("train", "test"), f"The CIFAR-100 directory {str(root)!r}")
+    data_file, meta_file = root / split, root / "meta"
+    for f in (data_file, meta_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing; {root} should hold the pickles train, test and meta.")
+    raw, meta = _load_pickle(data_file), _load_pickle(meta_file)
+    missing = [k for k in (b"data", b"fine_labels", b"coarse_labels") if k not in raw]
+    if missing or b"fine_label_names" not in meta:
+        raise ValueError(
+            f"{data_file} / {meta_file} miss keys {missing or [b'fine_label_names']}: not the CIFAR-100 format "
+            "(for CIFAR-10 the keys are b'labels' and b'label_names')."
+        )
+    pixels = np.asarray(raw[b"data"], dtype=np.uint8)
+    if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{data_file}: b'data' should be (N, 3072) uint8, got {pixels.shape}.")
+    images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    fine_names = [n.decode() for n in meta[b"fine_label_names"]]
+    coarse_names = [n.decode() for n in meta.get(b"coarse_label_names", [])]
+    coarse = np.asarray(raw[b"coarse_labels"], dtype=np.int64)
+    coarse_feature = datasets.ClassLabel(names=coarse_names) if coarse_names else datasets.ClassLabel(num_classes=20)
+    return dataset_from_arrays(
+        images,
+        np.asarray(raw[b"fine_labels"], dtype=np.int64),
+        fine_names,
+        extra_columns={"coarse_label": (coarse, coarse_feature)},
+        split=split,
+        fingerprint=_file_fingerprint("cifar100-python", split, data_file, meta_file),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ STL-10
+
+
+def load_stl10_binary(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read a labelled split of the original ``stl10_binary/`` files (``{split}_X.bin``, ``{split}_y.bin``).
+
+    The images are 96x96x3 uint8 stored column-major: read as ``(N, 3, 96, 96)`` and transposed to HWC exactly
+    as torchvision does; labels are 1-based on disk and become 0-based. Class names from ``class_names.txt``.
+
+    Reference: Coates, Lee and Ng, "An Analysis of Single-Layer Networks in Unsupervised Feature Learning",
+    AISTATS 2011.
+    """
+    root = Path(root)
+    split = resolve_split(split, ("train", "test"), f"The STL-10 directory {str(root)!r}")
+    x_file, y_file, names_file = root / f"{split}_X.bin", root / f"{split}_y.bin", root / "class_names.txt"
+    for f in (x_file, y_file, names_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing; {root} should hold the original stl10_binary files.")
+    raw = np.fromfile(x_file, dtype=np.uint8)
+    if raw.size % (3 * 96 * 96):
+        raise ValueError(f"{x_file} holds {raw.size} bytes, not a whole number of 3x96x96 images.")
+    # Column-major on disk: (N, C, W, H) in C order, hence the (0, 3, 2, 1) transpose to (N, H, W, C).
+    images = raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
+    labels = np.fromfile(y_file, dtype=np.uint8).astype(np.int64) - 1
+    class_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+    if len(labels) != len(images):
+        raise ValueError(f"{x_file} holds {len(images)} images but {y_file} holds {len(labels)} labels.")
+    return dataset_from_arrays(
+        images,
+        labels,
+        class_names,
+        split=split,
+        fingerprint=_file_fingerprint("stl10-binary", split, x_file, y_file, names_file),
+    )
+
+
+# ----------------------------------------------------------------------------------------- Tiny ImageNet
+
+
+def _image_paths_dataset(
+    paths: list[str], labels: list[int], class_names: list[str], split: str, fingerprint: str
+) -> datasets.Dataset:
+    """A ``Dataset`` whose ``Image()`` column references files on disk (decoded lazily, nothing copied)."""
+    storage = pa.StructArray.from_arrays(
+        [pa.nulls(len(paths), type=pa.binary()), pa.array(paths, type=pa.string())], names=["bytes", "path"]
+    )
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
+    table = pa.table({"image": storage, "label": pa.array(labels, type=pa.int64())}).cast(features.arrow_schema)
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(
+        InMemoryTable(table),
+        info=datasets.DatasetInfo(features=features),
+        split=datasets.NamedSplit(split),
+        fingerprint=fingerprint,
+    )
+
+
+def _unique_names(names: list[str], ids: list[str]) -> list[str]:
+    """Make class names unique (``ClassLabel`` needs that) by appending the id to any repeated name."""
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return [n if counts[n] == 1 else f"{n} ({i})" for n, i in zip(names, ids)]
+
+
+def load_tiny_imagenet_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read a labelled split of the original ``tiny-imagenet-200/`` folder (``train`` or ``val``).
+
+    Classes are the WordNet ids of ``wnids.txt`` in sorted order (the order torchvision's ``ImageFolder`` gives
+    on ``train/``); their names are the first synonym in ``words.txt``. ``train`` reads
+    ``train/<wnid>/images/*.JPEG``, ``val`` (also ``test``/``validation``) reads ``val/images`` labelled by
+    ``val/val_annotations.txt``. Images are referenced by path and decoded on access.
+
+    Reference: Le and Yang, "Tiny ImageNet Visual Recognition Challenge", CS231N 2015.
+    """
+    root = Path(root)
+    split = resolve_split(split, ("train", "val"), f"The Tiny ImageNet directory {str(root)!r}")
+    wnids = sorted(line.strip() for line in (root / "wnids.txt").read_text().splitlines() if line.strip())
+    index = {w: i for i, w in enumerate(wnids)}
+    words: dict[str, str] = {}
+    words_file = root / "words.txt"
+    if words_file.is_file():
+        for line in words_file.read_text().splitlines():
+            wnid, _, text = line.partition("\t")
+            words[wnid.strip()] = text.split(",")[0].strip()
+    class_names = _unique_names([words.get(w) or w for w in wnids], wnids)
+    paths: list[str] = []
+    labels: list[int] = []
+    if split == "train":
+        for wnid in wnids:
+            image_dir = root / "train" / wnid / "images"
+            if not image_dir.is_dir():
+                raise FileNotFoundError(f"{image_dir} is missing; every wnid in wnids.txt needs train/<wnid>/images.")
+            files = sorted(f for f in os.listdir(image_dir) if _is_image(Path(f)))
+            paths.extend(str(image_dir / f) for f in files)
+            labels.extend([index[wnid]] * len(files))
+        marker = root / "wnids.txt"
+    else:
+        annotations = root / "val" / "val_annotations.txt"
+        if not annotations.is_file():
+            raise FileNotFoundError(f"{annotations} is missing; the labelled val split needs it.")
+        for line in annotations.read_text().splitlines():
+            fields = line.split("\t")
+            if len(fields) < 2:
+                continue
+            if fields[1] not in index:
+                raise ValueError(f"{annotations}: {fields[1]!r} (for {fields[0]}) is not in wnids.txt.")
+            paths.append(str(root / "val" / "images" / fields[0]))
+            labels.append(index[fields[1]])
+        marker = annotations
+    return _image_paths_dataset(
+        paths, labels, class_names, split, _file_fingerprint("tiny-imagenet-200", split, marker) + str(len(paths))
+    )
+
+
+# ------------------------------------------------------------------------------------------ image folder
+
+
+def load_image_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read an image folder: ``<class>/<image>`` (a single ``train`` split) or ``<split>/<class>/<image>``.
+
+    The same layout as ``datasets``' ``imagefolder`` builder and torchvision's ``ImageFolder``: class names are
+    the sorted sub-directory names (taken from the train split, so every split shares one label mapping).
+    Images are referenced by path and decoded on access; nothing is copied into a cache.
+    """
+    root = Path(root)
+    split_dirs = [s for s in ("train", *EVAL_SPLIT_ALIASES) if (root / s).is_dir() and _has_class_dirs(root / s)]
+    if split_dirs:
+        split = resolve_split(split, split_dirs, f"The image folder {str(root)!r}")
+        class_root = root / ("train" if "train" in split_dirs else split)
+        split_root = root / split
+    else:
+        if split != "train":
+            raise ValueError(
+                f"The image folder {str(root)!r} has no split sub-folders, so it only provides 'train'. For "
+                f"an evaluation split arrange it as {root}/train/<class>/... and {root}/test/<class>/..."
+            )
+        class_root = split_root = root
+    class_names = sorted(d.name for d in class_root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    index = {n: i for i, n in enumerate(class_names)}
+    paths: list[str] = []
+    labels: list[int] = []
+    for class_dir in sorted(d for d in split_root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        if class_dir.name not in index:
+            raise ValueError(
+                f"{class_dir} is a class the train split does not have; every split needs the same class folders."
+            )
+        files = sorted(f for f in os.listdir(class_dir) if _is_image(Path(f)))
+        paths.extend(str(class_dir / f) for f in files)
+        labels.extend([index[class_dir.name]] * len(files))
+    if not paths:
+        raise ValueError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {split_root}.")
+    mtimes = max(os.stat(p).st_mtime_ns for p in paths)
+    return _image_paths_dataset(
+        paths, labels, class_names, split, _fingerprint("imagefolder", split_root.resolve(), len(paths), mtimes)
+    )
+
+
+# --------------------------------------------------------------------------------------------- save_to_disk
+
+
+def load_saved_dataset(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read one split of a ``DatasetDict`` written by ``save_to_disk``.
+
+    A single saved ``Dataset`` (no splits) is refused rather than silently used for both training and
+    evaluation.
+    """
+    root = Path(root)
+    loaded = datasets.load_from_disk(str(root))
+    if isinstance(loaded, datasets.Dataset):
+        raise ValueError(
+            f"{root} holds a single saved Dataset, not a DatasetDict with splits. Save "
+            "DatasetDict({'train': train_ds, 'test': test_ds}).save_to_disk(path) so train and eval stay apart."
+        )
+    return loaded[resolve_split(split, list(loaded), f"The saved DatasetDict {str(root)!r}")]
+
+
+# ----------------------------------------------------------------------------------------------- digits
+
+DIGITS_NUM_TEST = 297
+
+
+def load_digits_dataset(split: str, image_size: int = 32) -> datasets.Dataset:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes) as 32x32 RGB, split 1,500 / 297.
+
+    The 0..16 grey levels are scaled to 0..255, upsampled bilinearly (antialiased) to ``image_size`` and
+    repeated over 3 channels. The split is stratified and fixed (``random_state=0``), so it is the same on
+    every machine. A small real dataset that needs no download: the default for the quick start and tests.
+
+    Reference: Alpaydin and Kaynak, "Optical Recognition of Handwritten Digits", UCI ML repository, 1998.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from .images import resize_uint8
+
+    split = resolve_split(split, ("train", "test"), "The digits dataset")
+    digits = load_digits()
+    grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8)
+    rgb = torch.from_numpy(grey)[:, None].expand(-1, 3, -1, -1).contiguous()
+    images = resize_uint8(rgb, image_size).permute(0, 2, 3, 1).contiguous().numpy()
+    order = np.arange(len(images))
+    train_idx, test_idx = train_test_split(
+        order, test_size=DIGITS_NUM_TEST, stratify=digits.target, random_state=0, shuffle=True
+    )
+    chosen = np.sort(train_idx if split == "train" else test_idx)
+    return dataset_from_arrays(
+        images[chosen],
+        digits.target[chosen],
+        [str(d) for d in range(10)],
+        split=split,
+        fingerprint=_fingerprint("digits", split, image_size),
+    )
