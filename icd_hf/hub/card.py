@@ -252,10 +252,10 @@ def render_model_card(
         latency: CPU latency measured at export (``LatencyReport`` or its dict), shown in the efficiency section.
         license: SPDX-style license id of the weights.
     """
+    for path in (("student", "name"), ("dataset", "name"), ("metrics", "top1")):
+        _require(results, *path)
     teacher = results.get("teacher")
-    student = _require(results, "student")
-    dataset = _require(results, "dataset")
-    metrics = _require(results, "metrics")
+    student, dataset, metrics = results["student"], results["dataset"], results["metrics"]
     method = str(results.get("method") or "vanilla")
     if isinstance(latency, LatencyReport):
         latency = latency.to_dict()
