@@ -151,6 +151,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        # Python 3 writes bytes under protocol 2 as _codecs.encode(str, "latin1"): harmless, and needed to read
+        # CIFAR files re-saved by Python 3 tools.
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
@@ -167,6 +170,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             from numpy._core.multiarray import scalar
 
             return scalar
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
         return getattr(np, name)
 
 
