@@ -22,7 +22,7 @@ def float32_math(reference: torch.Tensor) -> Iterator[None]:
     exponentials of temperature-scaled logits and large sums lose too much precision otherwise.
     """
     device_type = reference.device.type
-    if device_type in {"cpu", "cuda", "xpu", "mps", "hpu", "xla"}:
+    if torch.amp.is_autocast_available(device_type):
         with torch.autocast(device_type=device_type, enabled=False):
             yield
     else:  # a backend with no autocast: nothing to disable
