@@ -36,6 +36,7 @@ class ResNetV2BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2.closes_residual_branch = True  # zeroed by zero_init_residual
         self.shortcut = _projection(in_planes, planes * self.expansion, stride)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +59,7 @@ class ResNetV2Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3.closes_residual_branch = True  # zeroed by zero_init_residual
         self.shortcut = _projection(in_planes, planes * self.expansion, stride)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,17 +105,16 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear layer; optionally the last BN
-        # of each residual branch at zero so every block starts as the identity.
+        # of each residual branch at zero so every block starts as the identity. The BN itself carries the tag:
+        # for remote-code models transformers skips `_init_weights` on modules without parameters of their own.
         if isinstance(module, nn.Conv2d):
             init_conv_kaiming_fan_out(module)
         elif isinstance(module, nn.BatchNorm2d):
             init_batchnorm(module)
+            if self.config.zero_init_residual and getattr(module, "closes_residual_branch", False):
+                init.zeros_(module.weight)
         elif isinstance(module, nn.Linear):
             init_torch_default(module)
-        elif self.config.zero_init_residual and isinstance(module, ResNetV2Bottleneck):
-            init.zeros_(module.bn3.weight)
-        elif self.config.zero_init_residual and isinstance(module, ResNetV2BasicBlock):
-            init.zeros_(module.bn2.weight)
 
     @staticmethod
     def _run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
