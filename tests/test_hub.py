@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 
 import icd_hf.hub.push as hub_push
 from icd_hf.cli import main
+from icd_hf.data.info import ImageDatasetInfo
 from icd_hf.hub import (
     HubNotLoggedInError,
     HubPublishError,
@@ -83,8 +84,9 @@ def _results(student_params: int, teacher_params: int, teacher_path: str) -> dic
         "method": "icd+kd",
         "teacher": {"name": "resnet20", "top1": 68.5, "num_parameters": teacher_params, "path_or_hub_id": teacher_path},
         "student": {"name": "resnet8", "num_parameters": student_params},
-        "dataset": {"name": "cifar10", "hub_id": "uoft-cs/cifar10", "num_classes": 10, "mean": MEAN, "std": STD,
-                    "image_size": 32, "label_names": CIFAR10_LABELS},
+        "dataset": ImageDatasetInfo(name="cifar10", num_classes=10, class_names=CIFAR10_LABELS, mean=tuple(MEAN),
+                                    std=tuple(STD), image_size=32, native_image_size=32, source="uoft-cs/cifar10",
+                                    eval_split="test").to_dict(),
         "loss": {"ce_weight": 1.0, "terms": [{"name": "icd", "weight": 1.0, "kwargs": {"feat_dim": 128}},
                                              {"name": "kd", "weight": 0.9, "kwargs": {"temperature": 4.0}}]},
         "training": {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 0.05,
@@ -510,3 +512,27 @@ def test_recipe_push_is_the_cli(run, monkeypatch, capsys):
         runpy.run_path(str(REPO_ROOT / "recipes" / "push.py"), run_name="__main__")
     assert exit_info.value.code == 2
     assert "icd-hf push: error: Invalid hub_model_id 'bad id'" in capsys.readouterr().err
+
+
+def test_dataset_hub_id_sources():
+    from icd_hf.hub.card import dataset_hub_id
+
+    assert dataset_hub_id({"name": "cifar100", "source": "cifar100-python:/data/cifar-100-python"}) == (
+        "uoft-cs/cifar100")  # local pickles of a known dataset
+    assert dataset_hub_id({"name": "mine", "source": "imagefolder:/data/mine"}) is None
+    assert dataset_hub_id({"name": "x", "hub_id": "org/x"}) == "org/x"
+    assert dataset_hub_id({"name": "x", "source": "org/y"}) == "org/y"
+
+
+@pytest.mark.skipif(not default_paper_dir().is_dir(), reason="the examples are rendered with the shared paper tables")
+def test_example_cards_are_up_to_date():
+    sys.path.insert(0, str(REPO_ROOT / "model_cards"))
+    try:
+        import generate_examples
+    finally:
+        sys.path.remove(str(REPO_ROOT / "model_cards"))
+    examples = sorted(generate_examples.EXAMPLES_DIR.glob("*/README.md"))
+    assert len(examples) == 3
+    assert generate_examples.main(["--check"]) == 0, "run python model_cards/generate_examples.py"
+    card = ModelCard.load(generate_examples.EXAMPLES_DIR / "wrn_40_2__wrn_16_2__icd+kd" / "README.md")
+    assert card.data.eval_results[0].metric_value == 76.06  # the paper's ICD+KD figure, as the example says

@@ -80,6 +80,19 @@ def looks_like_hub_id(ref: str | None, search_dirs: tuple[Path, ...] = ()) -> bo
     return not any((base / ref).exists() for base in (Path("."), *search_dirs))
 
 
+def dataset_hub_id(dataset: Mapping[str, Any]) -> str | None:
+    """The dataset's Hub id: ``hub_id`` if recorded, else ``source`` when it names a Hub dataset (not a local
+    ``layout:path``), else the Hub id of a known dataset of that name."""
+    for ref in (dataset.get("hub_id"), dataset.get("source")):
+        if isinstance(ref, str) and _HUB_ID_RE.match(ref) and ":" not in ref and not Path(ref).exists():
+            return ref
+    # Read from a local copy (e.g. the CIFAR-100 pickles): still the dataset the Hub id names.
+    from ..data.info import KNOWN_DATASETS, canonical_dataset_name
+
+    known = canonical_dataset_name(str(dataset.get("name") or ""))
+    return KNOWN_DATASETS[known].hub_id if known else None
+
+
 def _pct(value: Any) -> str:
     return f"{float(value):.2f}" if value is not None else "–"
 
@@ -134,13 +147,13 @@ def build_card_data(
     dataset = _require(results, "dataset")
     metrics = _require(results, "metrics")
     dataset_name = _require(results, "dataset", "name")
-    dataset_type = dataset.get("hub_id") or dataset_name
+    hub_id = dataset_hub_id(dataset)
     common = dict(
         task_type="image-classification",
         task_name="Image Classification",
-        dataset_type=dataset_type,
+        dataset_type=hub_id or dataset_name,
         dataset_name=dataset_name,
-        dataset_split="test",
+        dataset_split=dataset.get("eval_split") or "test",
     )
     eval_results = [EvalResult(metric_type="accuracy", metric_name="Top-1 accuracy (%)",
                                metric_value=float(_require(results, "metrics", "top1")), **common)]
@@ -163,7 +176,7 @@ def build_card_data(
         pipeline_tag="image-classification",
         license=license,
         tags=tags,
-        datasets=[dataset["hub_id"]] if dataset.get("hub_id") else None,
+        datasets=[hub_id] if hub_id else None,
         base_model=base_model,
         metrics=["accuracy", "top_5_accuracy"] if metrics.get("top5") is not None else ["accuracy"],
         eval_results=eval_results,
@@ -261,12 +274,14 @@ def render_model_card(
         latency = latency.to_dict()
     terms = list((results.get("loss") or {}).get("terms", []))
     paper = find_paper_result(teacher["name"] if teacher else None, student["name"], method, paper_dir)
-    image_size = dataset.get("image_size") or "native"
+    image_size = (results.get("config") or {}).get("image_size") or dataset.get("image_size") or dataset.get(
+        "native_image_size") or "native"
     context: dict[str, Any] = dict(
         student_name=student["name"],
         student_params_h=_human_params(student.get("num_parameters")),
         dataset_name=dataset["name"],
-        dataset_hub_id=dataset.get("hub_id"),
+        dataset_hub_id=dataset_hub_id(dataset),
+        eval_split=dataset.get("eval_split") or "test",
         image_size=image_size,
         mean=_format_value(dataset.get("mean")),
         std=_format_value(dataset.get("std")),

@@ -36,7 +36,7 @@ PROCESSOR_NAME = "preprocessor_config.json"
 EXPORT_RECORD_KEY = "hub_export"
 # Training artefacts that may sit next to the weights but have no place in a model repository.
 _SKIPPED_FILES = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
-_LABEL_NAME_KEYS = ("label_names", "class_names", "labels")
+_LABEL_NAME_KEYS = ("class_names", "label_names", "labels")
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
@@ -61,7 +61,9 @@ def is_exported_folder(path: str | Path) -> bool:
 
 def image_size_of(results: Mapping[str, Any]) -> int:
     """The resolution the model was trained at: the experiment's ``image_size`` override, else the dataset's."""
-    size = (results.get("config") or {}).get("image_size") or (results.get("dataset") or {}).get("image_size")
+    dataset = results.get("dataset") or {}
+    size = (results.get("config") or {}).get("image_size") or dataset.get("image_size") or dataset.get(
+        "native_image_size")
     if not size:
         raise KeyError("results.json gives no image size: set dataset.image_size (e.g. 32 for CIFAR).")
     return int(size)
