@@ -14,7 +14,7 @@ import torch
 from loss_helpers import check_gradient_flow, loss_value, output_tensors, random_output, run_fp32_and_autocast
 from torch import nn
 
-from icd_hf.losses import FeatureSpec, build_loss, get_loss_class
+from icd_hf.losses import FeatureSpec, build_loss, get_loss_class, probe_feature_spec
 from icd_hf.losses.fitnet import ConvRegressor
 from icd_hf.models.modeling_outputs import DistillationModelOutput
 
@@ -547,3 +547,40 @@ def test_stage_loss_rejects_outputs_from_other_models():
     other = random_output(FeatureSpec(10, 64, TEACHER.hidden_shapes[:3]), B)
     with pytest.raises(ValueError, match="built for 3 stage pairs"):
         loss(s, other)
+
+
+# ----------------------------------------------------------------------------- real zoo models
+
+
+@pytest.fixture(scope="module")
+def zoo_models():
+    """resnet8 student; wrn_16_2 teacher (wider from stage 1 on); wrn_16_1 (same widths as resnet8) for FSP."""
+    from icd_hf.models import create_model
+
+    torch.manual_seed(0)
+    models = {n: create_model(n, num_classes=10) for n in ("resnet8", "wrn_16_2", "wrn_16_1")}
+    for name in ("wrn_16_2", "wrn_16_1"):
+        models[name].eval().requires_grad_(False)
+    return models
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_real_zoo_pair_trains_the_student_and_not_the_teacher(name, zoo_models):
+    student = zoo_models["resnet8"]
+    teacher = zoo_models["wrn_16_1" if name == "fsp" else "wrn_16_2"]
+    student.zero_grad(set_to_none=True)
+    kwargs = {"main_stage": True} if name in {"ab", "fsp"} else {}
+    # 16x16 inputs keep this fast; the specs are measured at that size too.
+    loss = build_loss(name, probe_feature_spec(student, 16), probe_feature_spec(teacher, 16), **kwargs)
+    x = torch.randn(4, 3, 16, 16)
+    s_out = student(pixel_values=x, output_hidden_states=True)
+    with torch.no_grad():
+        t_out = teacher(pixel_values=x, output_hidden_states=True)
+    total = loss_value(loss(s_out, t_out))
+    if loss.init_epochs:
+        total = total + loss.init_loss(s_out, t_out)
+    assert torch.isfinite(total)
+    total.backward()
+    first_conv = next(p for p in student.parameters() if p.dim() == 4)
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
