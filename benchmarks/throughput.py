@@ -1,0 +1,418 @@
+"""Distillation-step throughput of icd-hf's training paths against the classic CIFAR PyTorch loop.
+
+One *step* is what a distillation run repeats 187,500 times (240 epochs of CIFAR-100 at batch 64): produce an
+augmented batch, teacher forward, student forward and backward, the loss terms, the optimiser step. Every path
+below runs the same student, teacher and icd-hf loss modules (so the maths is identical) and differs only in
+how the step is driven:
+
+* ``a``: icd-hf's fast path, ``DistillationTrainer`` with ``enable_fast_path`` (``fast_path: true`` in a
+  config): the split lives on the device as uint8, crop/flip/normalise run there (``icd_hf.fast``),
+  channels_last models, teacher in inference mode, plus ``torch.compile`` and bf16 autocast where enabled.
+* ``b``: icd-hf's plain path, ``DistillationTrainer`` over a ``datasets`` split with the project's CPU
+  transforms and collator in ``DataLoader`` workers: what a run without ``fast_path`` gets.
+* ``c``: the reference, a RepDistiller-style loop (``benchmarks/reference_loop.py``): torchvision-style
+  ``Dataset`` + PIL transforms in ``DataLoader`` workers, fp32, no compile, ``loss.item()`` every step.
+* ``f``: the fast path's building blocks without the Trainer (``DeviceDataLoader`` + ``Distiller`` + fused
+  SGD in a bare loop): the ceiling the Trainer's own per-step overhead is measured against.
+
+Warm-up steps (compilation, cuDNN autotuning, worker start-up) are excluded from the timing. Usage::
+
+    python benchmarks/throughput.py --device cuda --methods kd,crd+kd,icd,icd+kd --json out.json
+    python benchmarks/throughput.py --device cpu --teacher resnet8 --student resnet8 --batch_size 16 \
+        --steps 3 --warmup 1 --methods kd --num_classes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_loop import (  # noqa: E402
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    classic_train_loader,
+    reference_train_steps,
+)
+
+from icd_hf.distiller import Distiller  # noqa: E402
+from icd_hf.fast import (  # noqa: E402
+    DeviceDataLoader,
+    autocast_context,
+    bf16_supported,
+    build_sgd,
+    configure_cuda_backends,
+    prepare_for_speed,
+    resolve_device,
+    synchronize,
+)
+
+PATHS = {
+    "a": "icd-hf fast path (DistillationTrainer, fast_path)",
+    "b": "icd-hf plain Trainer (datasets + collator)",
+    "c": "reference loop (RepDistiller-style)",
+    "f": "fast building blocks, bare loop",
+}
+CIFAR100_TRAIN_IMAGES = 50_000
+RECIPE_EPOCHS = 240
+LR, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 5e-4
+
+
+@dataclass
+class BenchData:
+    """The training split as every path needs it: uint8 NHWC array, labels, normalisation."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+    plain_dataset: Any = None  # the ``datasets`` split of path (b) when one was loaded
+
+
+@dataclass
+class Measurement:
+    method: str
+    path: str
+    images_per_s: float
+    ms_per_step: float
+    steps: int
+    batch_size: int
+    hours_240_epochs_cifar100: float
+
+
+# ---------------------------------------------------------------------------------------------- data
+def synthetic_data(num_images: int, num_classes: int, image_size: int = 32, seed: int = 0) -> BenchData:
+    """Random uint8 images and labels: throughput does not depend on pixel values."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(num_images, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, size=num_images, dtype=np.int64)
+    return BenchData(images, labels, num_classes, CIFAR100_MEAN, CIFAR100_STD, "synthetic")
+
+
+def cifar100_data(data_dir: str | None) -> BenchData:
+    """The real CIFAR-100 training split via ``icd_hf.data`` (the original pickles under ``data_dir``)."""
+    from icd_hf.data import as_uint8_tensor, build_datasets
+
+    train_ds, _, info = build_datasets("cifar100", data_dir=data_dir, train_augment=True)
+    images, labels = as_uint8_tensor(train_ds)
+    return BenchData(
+        images.numpy(), labels.numpy(), info.num_classes, tuple(info.mean), tuple(info.std), "cifar100",
+        plain_dataset=train_ds,
+    )
+
+
+def plain_train_dataset(data: BenchData) -> Any:
+    """The split as path ``b`` sees it: a ``datasets.Dataset`` with icd-hf's CPU training transform."""
+    if data.plain_dataset is not None:
+        return data.plain_dataset
+    from icd_hf.data import ImageClassificationTransform, add_index_column, dataset_from_arrays
+
+    names = [f"class_{i}" for i in range(data.num_classes)]
+    ds = add_index_column(dataset_from_arrays(data.images, data.labels, names))
+    return ds.with_transform(ImageClassificationTransform(data.mean, data.std, train=True))
+
+
+# ---------------------------------------------------------------------------------------------- timing
+def time_steps(steps: Iterator[Any], warmup: int, measured: int, device: torch.device) -> float:
+    """Seconds the ``measured`` steps after ``warmup`` steps took (device work included)."""
+    synchronize(device)
+    start = time.perf_counter()
+    done = 0
+    for _ in steps:
+        done += 1
+        if done == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        if done == warmup + measured:
+            synchronize(device)
+            return time.perf_counter() - start
+    raise RuntimeError(f"the step iterator stopped after {done} of {warmup + measured} steps")
+
+
+def make_models(cfg: argparse.Namespace, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    from icd_hf.models import create_model
+
+    torch.manual_seed(cfg.seed)
+    # Random weights: speed does not depend on them, and the benchmark needs no trained teacher.
+    return create_model(cfg.student, num_classes=num_classes), create_model(cfg.teacher, num_classes=num_classes)
+
+
+def method_overrides(method: str, num_images: int) -> dict[str, dict[str, Any]] | None:
+    # CRD's memory bank holds one entry per training image.
+    return {"crd": {"num_data": num_images}} if "crd" in method.split("+") else None
+
+
+# ---------------------------------------------------------------------------------------------- paths
+def run_reference(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> float:
+    student, teacher = make_models(cfg, data.num_classes)
+    # The Distiller only builds the loss modules exactly as the other paths do; the loop below is plain code.
+    distiller = Distiller(
+        student, teacher, method, image_size=data.images.shape[1],
+        loss_overrides=method_overrides(method, len(data.labels)),
+    )
+    distiller.to(device)
+    criteria = [(name, distiller.loss_weights[name], module) for name, module in distiller.losses.items()]
+    trainable = nn.ModuleList([student, distiller.losses])
+    optimizer = torch.optim.SGD(trainable.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    loader = classic_train_loader(
+        data.images, data.labels, cfg.batch_size, cfg.num_workers, mean=data.mean, std=data.std
+    )
+    steps = reference_train_steps(
+        student, distiller.teacher, criteria, distiller.ce_weight, loader, optimizer, device,
+        cfg.warmup + cfg.steps, output_hidden_states=distiller.needs_hidden_states,
+    )
+    return time_steps(steps, cfg.warmup, cfg.steps, device)
+
+
+def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> float:
+    student, teacher = make_models(cfg, data.num_classes)
+    distiller = Distiller(
+        student, teacher, method, image_size=data.images.shape[1],
+        loss_overrides=method_overrides(method, len(data.labels)),
+    )
+    distiller.to(device)
+    distiller.teacher_inference_mode = True
+    prepare_for_speed(distiller, channels_last=True, compile=cfg.compile_on)
+    optimizer = build_sgd(
+        [p for p in distiller.parameters() if p.requires_grad], LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+        device=device,
+    )
+    loader = DeviceDataLoader(
+        data.images, data.labels, cfg.batch_size, train=True, mean=data.mean, std=data.std, device=device,
+        seed=cfg.seed, drop_last=True,
+    )
+    dtype = torch.bfloat16 if cfg.bf16_on else None
+
+    def steps() -> Iterator[None]:
+        distiller.train()
+        epoch = 0
+        while True:
+            loader.set_epoch(epoch)
+            for batch in loader:
+                with autocast_context(device, dtype):
+                    out = distiller(**batch, epoch=float(epoch))
+                out.loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                yield
+            epoch += 1
+
+    return time_steps(steps(), cfg.warmup, cfg.steps, device)
+
+
+def run_trainer(
+    cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device, *, fast: bool
+) -> float:
+    from transformers import TrainerCallback
+
+    from icd_hf.config import PAPER_TRAINING
+    from icd_hf.data import collate_batch
+    from icd_hf.trainer import DistillationTrainer, DistillationTrainingArguments
+
+    class StepTimer(TrainerCallback):
+        """Time from the end of the last warm-up step to the end of the last measured step."""
+
+        def __init__(self) -> None:
+            self.start = self.seconds = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            if cfg.warmup == 0:
+                synchronize(device)
+                self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if state.global_step == cfg.warmup:
+                synchronize(device)
+                self.start = time.perf_counter()
+            if state.global_step == cfg.warmup + cfg.steps:
+                synchronize(device)
+                self.seconds = time.perf_counter() - self.start
+
+    student, teacher = make_models(cfg, data.num_classes)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as output_dir:
+        training = {
+            **PAPER_TRAINING,
+            "output_dir": output_dir,
+            "per_device_train_batch_size": cfg.batch_size,
+            "max_steps": cfg.warmup + cfg.steps,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "report_to": "none",
+            "disable_tqdm": True,
+            "seed": cfg.seed,
+            "use_cpu": device.type == "cpu",
+            "dataloader_num_workers": 0 if fast else cfg.num_workers,
+            "dataloader_pin_memory": device.type == "cuda",
+            # The plain path is the recipe as configured (fp32); bf16 and compile are fast-path switches.
+            "bf16": fast and cfg.bf16_on,
+            "compile_models": fast and cfg.compile_on,
+        }
+        args = DistillationTrainingArguments(**training)
+        trainer = DistillationTrainer(
+            model=student,
+            teacher=teacher,
+            method=method,
+            loss_overrides=method_overrides(method, len(data.labels)),
+            image_size=data.images.shape[1],
+            args=args,
+            train_dataset=plain_train_dataset(data),
+            data_collator=collate_batch,
+            callbacks=[timer],
+        )
+        if fast:
+            trainer.enable_fast_path(
+                torch.from_numpy(data.images), torch.from_numpy(data.labels), data.mean, data.std
+            )
+        trainer.train()
+    if timer.seconds is None:
+        raise RuntimeError(f"the Trainer stopped before step {cfg.warmup + cfg.steps}")
+    return timer.seconds
+
+
+RUNNERS: dict[str, Callable[..., float]] = {
+    "a": lambda cfg, method, data, device: run_trainer(cfg, method, data, device, fast=True),
+    "b": lambda cfg, method, data, device: run_trainer(cfg, method, data, device, fast=False),
+    "c": run_reference,
+    "f": run_fast_loop,
+}
+
+
+# ---------------------------------------------------------------------------------------------- report
+def environment(device: torch.device) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return {"device": name, "torch": torch.__version__, "python": platform.python_version(), "git_commit": commit}
+
+
+def ratios(results: Sequence[Measurement]) -> dict[str, dict[str, float]]:
+    """Per method, each path's throughput divided by the reference loop's (``c``)."""
+    by_key = {(r.method, r.path): r.images_per_s for r in results}
+    out: dict[str, dict[str, float]] = {}
+    for (method, path), ips in by_key.items():
+        reference = by_key.get((method, "c"))
+        if path != "c" and reference:
+            out.setdefault(method, {})[f"{path}/c"] = ips / reference
+    return out
+
+
+def markdown_table(results: Sequence[Measurement]) -> str:
+    rel = ratios(results)
+    lines = [
+        "| method | path | images/s | ms/step | x reference (c) | 240 epochs CIFAR-100 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = "1.00" if r.path == "c" else (f"{rel[r.method][f'{r.path}/c']:.2f}" if r.method in rel else "-")
+        lines.append(
+            f"| {r.method} | ({r.path}) {PATHS[r.path]} | {r.images_per_s:,.0f} | {r.ms_per_step:.1f} | {ratio} | "
+            f"{r.hours_240_epochs_cifar100:,.1f} h |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=50, help="timed steps per (method, path)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps first (compile, autotune, workers)")
+    p.add_argument("--methods", default="kd,crd+kd,icd,icd+kd", help="comma-separated icd_hf method names")
+    p.add_argument("--teacher", default="wrn_40_2")
+    p.add_argument("--student", default="wrn_16_2")
+    p.add_argument("--data", choices=("synthetic", "cifar100"), default="synthetic")
+    p.add_argument("--data_dir", default=None, help="with --data cifar100: folder holding cifar-100-python/")
+    p.add_argument("--num_images", type=int, default=None,
+                   help="synthetic split size (default: batch_size * (warmup + steps), one epoch)")
+    p.add_argument("--num_classes", type=int, default=100, help="classes of the synthetic data")
+    p.add_argument("--image_size", type=int, default=32, help="side of the synthetic images")
+    p.add_argument("--paths", default="a,b,c", help=f"comma-separated subset of {','.join(PATHS)}")
+    p.add_argument("--num_workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="DataLoader workers of the CPU pipelines (b, c); RepDistiller uses 8")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                   help="torch.compile student and teacher in the fast paths (auto: on for CUDA)")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                   help="bf16 autocast in the fast paths (auto: on for CUDA GPUs with bf16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="write the results here")
+    cfg = p.parse_args(argv)
+    unknown = sorted(set(cfg.paths.split(",")) - set(PATHS))
+    if unknown:
+        p.error(f"unknown paths {unknown}: choose from {', '.join(f'{k} ({v})' for k, v in PATHS.items())}")
+    if cfg.steps < 1 or cfg.warmup < 0:
+        p.error("--steps must be >= 1 and --warmup >= 0")
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; prints a markdown table and returns (and optionally writes) the results."""
+    cfg = parse_args(argv)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but torch sees no CUDA device; use --device cpu")
+    cfg.compile_on = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+    cfg.bf16_on = cfg.bf16 == "on" or (cfg.bf16 == "auto" and bf16_supported(device))
+    configure_cuda_backends()
+    if cfg.data == "cifar100":
+        data = cifar100_data(cfg.data_dir)
+    else:
+        num_images = cfg.num_images or cfg.batch_size * (cfg.warmup + cfg.steps)
+        data = synthetic_data(num_images, cfg.num_classes, image_size=cfg.image_size, seed=cfg.seed)
+    results: list[Measurement] = []
+    for method in cfg.methods.split(","):
+        for path in cfg.paths.split(","):
+            seconds = RUNNERS[path](cfg, method, data, device)
+            ips = cfg.steps * cfg.batch_size / seconds
+            results.append(Measurement(
+                method=method, path=path, images_per_s=ips, ms_per_step=1000 * seconds / cfg.steps,
+                steps=cfg.steps, batch_size=cfg.batch_size,
+                hours_240_epochs_cifar100=RECIPE_EPOCHS * CIFAR100_TRAIN_IMAGES / ips / 3600,
+            ))
+            print(f"{method:>8} ({path}) {ips:10.1f} images/s", file=sys.stderr, flush=True)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    report = {
+        "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "config": {k: v for k, v in vars(cfg).items() if k != "json"} | {"device": str(device),
+                                                                        "data_source": data.source},
+        "environment": environment(device),
+        "paths": {k: PATHS[k] for k in cfg.paths.split(",")},
+        "results": [asdict(r) for r in results],
+        "ratios": ratios(results),
+    }
+    print(markdown_table(results))
+    if cfg.json:
+        Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.json).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

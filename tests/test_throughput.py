@@ -1,0 +1,106 @@
+"""benchmarks/throughput.py end to end in a tiny CPU setting, and its reference loop's maths."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    return _load("throughput")
+
+
+def test_ratios_and_table_from_hand_values(throughput):
+    m = throughput.Measurement
+    results = [
+        m("kd", "c", 100.0, 160.0, 3, 16, 240 * 50_000 / 100.0 / 3600),
+        m("kd", "a", 250.0, 64.0, 3, 16, 240 * 50_000 / 250.0 / 3600),
+        m("kd", "b", 50.0, 320.0, 3, 16, 240 * 50_000 / 50.0 / 3600),
+    ]
+    assert throughput.ratios(results) == {"kd": {"a/c": 2.5, "b/c": 0.5}}
+    table = throughput.markdown_table(results)
+    assert "| kd | (a) icd-hf fast path (DistillationTrainer, fast_path) | 250 | 64.0 | 2.50 | 13.3 h |" in table
+    assert "| kd | (c) reference loop (RepDistiller-style) | 100 | 160.0 | 1.00 | 33.3 h |" in table
+
+
+def test_time_steps_excludes_warmup_and_checks_length(throughput, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(throughput.time, "perf_counter", lambda: clock[0])
+
+    def steps():
+        for i in range(10):
+            clock[0] += 100.0 if i < 2 else 1.0  # slow warm-up steps must not be counted
+            yield
+
+    assert throughput.time_steps(steps(), warmup=2, measured=3, device=torch.device("cpu")) == 3.0
+    clock[0] = 0.0
+    assert throughput.time_steps(steps(), warmup=0, measured=4, device=torch.device("cpu")) == 202.0
+    with pytest.raises(RuntimeError, match="stopped after 10 of 12 steps"):
+        throughput.time_steps(iter([None] * 10), warmup=2, measured=10, device=torch.device("cpu"))
+
+
+def test_unknown_path_is_a_clear_error(throughput):
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--paths", "a,z"])
+
+
+def test_reference_loop_computes_the_distiller_loss():
+    """Path (c) uses the same loss modules and weights as icd-hf: its first loss equals Distiller's."""
+    _load("throughput")
+    reference = sys.modules["reference_loop"]
+    from icd_hf.distiller import Distiller
+    from icd_hf.models import create_model
+
+    torch.manual_seed(0)
+    student, teacher = create_model("resnet8", num_classes=5), create_model("resnet8", num_classes=5)
+    distiller = Distiller(student, teacher, "icd+kd")
+    x, y, idx = torch.randn(6, 3, 32, 32), torch.arange(6) % 5, torch.arange(6)
+    expected = copy.deepcopy(distiller).train()(pixel_values=x, labels=y, index=idx).loss.item()
+
+    criteria = [(n, distiller.loss_weights[n], m) for n, m in distiller.losses.items()]
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
+    steps = reference.reference_train_steps(
+        student, distiller.teacher, criteria, distiller.ce_weight, [(x, y, idx)], optimizer,
+        torch.device("cpu"), num_steps=2,
+    )
+    losses = list(steps)
+    assert len(losses) == 2  # the one-batch "loader" was re-iterated for a second epoch
+    assert losses[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_benchmark_runs_end_to_end_on_cpu(throughput, tmp_path, capsys):
+    out = tmp_path / "results" / "throughput.json"
+    report = throughput.main([
+        "--device", "cpu", "--teacher", "resnet8", "--student", "resnet8", "--batch_size", "4", "--steps", "1",
+        "--warmup", "1", "--methods", "crd+kd", "--num_classes", "5", "--image_size", "16", "--paths", "a,b,c,f",
+        "--num_workers", "0", "--json", str(out),
+    ])
+    rows = report["results"]
+    assert [(r["method"], r["path"]) for r in rows] == [("crd+kd", p) for p in "abcf"]
+    for r in rows:
+        assert math.isfinite(r["images_per_s"]) and r["images_per_s"] > 0
+        assert r["ms_per_step"] == pytest.approx(1000 * r["batch_size"] / r["images_per_s"])
+        assert r["hours_240_epochs_cifar100"] == pytest.approx(240 * 50_000 / r["images_per_s"] / 3600)
+    assert set(report["ratios"]["crd+kd"]) == {"a/c", "b/c", "f/c"}
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert "| crd+kd | (b) icd-hf plain Trainer" in capsys.readouterr().out
