@@ -93,7 +93,7 @@ def create_timm_model(
 
 
 def _timm_has_model(name: str) -> bool:
-    return timm.is_model(name.split(".", 1)[0])
+    return timm.is_model(name)
 
 
 register_model_prefix("timm", create_timm_model, _timm_has_model)

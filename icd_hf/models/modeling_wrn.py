@@ -139,7 +139,7 @@ def _wrn(name: str, depth: int, widen_factor: int, num_classes: int, **kwargs) -
 
 @register_model
 def wrn_40_2(num_classes: int = 100, **kwargs) -> WideResNetForImageClassification:
-    """WRN-40-2 (2.24M parameters with 100 classes): the benchmark's WRN teacher."""
+    """WRN-40-2 (2.26M parameters with 100 classes): the benchmark's WRN teacher."""
     return _wrn("wrn_40_2", 40, 2, num_classes, **kwargs)
 
 
