@@ -151,6 +151,27 @@ def test_eval_loader_equals_classic_eval_transform():
     assert torch.equal(torch.cat([b["labels"] for b in batches]), labels)
 
 
+def test_eval_loader_equals_icd_hf_datasets_pipeline():
+    """Same pixels as the plain path: datasets split + ImageClassificationTransform + collate_batch."""
+    from icd_hf.data import (
+        ImageClassificationTransform,
+        add_index_column,
+        as_uint8_tensor,
+        collate_batch,
+        dataset_from_arrays,
+    )
+
+    images = random_images(12, seed=3)
+    ds = add_index_column(dataset_from_arrays(images.numpy(), np.arange(12) % 3, ["a", "b", "c"]))
+    stored, labels = as_uint8_tensor(ds)
+    assert torch.equal(stored, images)
+    plain = ds.with_transform(ImageClassificationTransform(MEAN, STD, train=False))
+    loader = DeviceDataLoader(stored, labels, 5, train=False, mean=MEAN, std=STD, device="cpu")
+    for batch in loader:
+        expected = collate_batch([plain[i] for i in batch["index"].tolist()])
+        assert all(torch.equal(batch[k], expected[k]) for k in ("pixel_values", "labels", "index"))
+
+
 def test_train_loader_without_augmentation_equals_eval_transform_of_its_indices():
     images = random_images(40)
     loader = DeviceDataLoader(
