@@ -61,17 +61,18 @@ def stage_pairs(
     teacher: DistillationModelOutput,
     loss_name: str,
     *,
+    expected: int,
     start: int = 1,
-    expected: int | None = None,
     preact: bool = False,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(student_map, teacher_map.detach())`` for every index ``>= start`` of ``hidden_states``.
+    """``(student_map, teacher_map.detach())`` for every index ``>= start`` of ``hidden_states``; ``expected`` is
+    the number of pairs the loss was built for.
 
     The teacher side is detached so no loss ever sends a gradient into the teacher, whatever the caller did.
     """
     maps_s = hidden_maps(student, loss_name, preact=preact, role="student")[start:]
     maps_t = hidden_maps(teacher, loss_name, preact=preact, role="teacher")[start:]
-    if len(maps_s) != len(maps_t) or (expected is not None and len(maps_s) != expected):
+    if len(maps_s) != expected or len(maps_t) != expected:
         raise ValueError(
             f"{loss_name} was built for {expected} stage pairs but got {len(maps_s)} student and {len(maps_t)} "
             f"teacher maps: the models must be the ones whose FeatureSpec built the loss."
