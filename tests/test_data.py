@@ -212,6 +212,8 @@ def test_build_datasets_digits_ready_for_the_trainer():
         assert batch["labels"].dtype == torch.long and batch["index"].dtype == torch.long
         seen.extend(batch["index"].tolist())
     assert sorted(seen) == list(range(64))  # index is each row's position: a dense 0..N-1 range
+    # The raw columns stay reachable without the transform.
+    assert list(train.with_format(None)["label"]) == load_image_dataset("digits", "train")["label"][:64]
 
     # Eval rows are deterministic and equal the hand-normalised stored pixels, with matching labels.
     raw, labels = as_uint8_tensor(test)
@@ -308,7 +310,7 @@ def test_transform_resize_grey_and_mixed_sizes():
     with pytest.raises(ValueError, match="3 values"):
         ImageClassificationTransform((0.5,), (0.5,))
     with pytest.raises(KeyError, match="no 'image' column"):
-        ImageClassificationTransform((0, 0, 0), (1, 1, 1))({"img": []})
+        ImageClassificationTransform((0, 0, 0), (1, 1, 1))({"img": [], "label": []})
 
 
 def test_train_augment_padding_scales_with_size():

@@ -315,8 +315,8 @@ def build_datasets(
 
     Each row, once transformed, is ``{"pixel_values": (3, H, W) float normalised, "labels": long, "index":
     long}``; the transform runs lazily on every access (``Dataset.with_transform``), so the train split is
-    freshly augmented each epoch. ``max_*_samples`` keep the first N rows and renumber ``index`` so it stays a
-    dense ``0..N-1`` range.
+    freshly augmented each epoch (read the raw columns with ``dataset.with_format(None)``). ``max_*_samples``
+    keep the first N rows and renumber ``index`` so it stays a dense ``0..N-1`` range.
 
     ``mean``/``std`` default to the known statistics of the dataset, else they are computed on (up to 10,000)
     training images.

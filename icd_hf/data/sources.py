@@ -6,6 +6,7 @@ class names) and possibly extra columns (e.g. ``coarse_label`` for CIFAR-100).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -409,6 +410,26 @@ def load_saved_dataset(root: str | os.PathLike, split: str) -> datasets.Dataset:
 DIGITS_NUM_TEST = 297
 
 
+@functools.lru_cache(maxsize=2)
+def _digits_arrays(image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Upsampled digits and the fixed split, computed once per process (the quick start loads them often)."""
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from .images import resize_uint8
+
+    digits = load_digits()
+    grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8)
+    rgb = torch.from_numpy(grey)[:, None].expand(-1, 3, -1, -1).contiguous()
+    images = resize_uint8(rgb, image_size).permute(0, 2, 3, 1).contiguous().numpy()
+    train_idx, test_idx = train_test_split(
+        np.arange(len(images)), test_size=DIGITS_NUM_TEST, stratify=digits.target, random_state=0, shuffle=True
+    )
+    images.setflags(write=False)
+    return images, digits.target.astype(np.int64), np.sort(train_idx), np.sort(test_idx)
+
+
 def load_digits_dataset(split: str, image_size: int = 32) -> datasets.Dataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes) as 32x32 RGB, split 1,500 / 297.
 
@@ -418,25 +439,12 @@ def load_digits_dataset(split: str, image_size: int = 32) -> datasets.Dataset:
 
     Reference: Alpaydin and Kaynak, "Optical Recognition of Handwritten Digits", UCI ML repository, 1998.
     """
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    from .images import resize_uint8
-
     split = resolve_split(split, ("train", "test"), "The digits dataset")
-    digits = load_digits()
-    grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8)
-    rgb = torch.from_numpy(grey)[:, None].expand(-1, 3, -1, -1).contiguous()
-    images = resize_uint8(rgb, image_size).permute(0, 2, 3, 1).contiguous().numpy()
-    order = np.arange(len(images))
-    train_idx, test_idx = train_test_split(
-        order, test_size=DIGITS_NUM_TEST, stratify=digits.target, random_state=0, shuffle=True
-    )
-    chosen = np.sort(train_idx if split == "train" else test_idx)
+    images, targets, train_idx, test_idx = _digits_arrays(image_size)
+    chosen = train_idx if split == "train" else test_idx
     return dataset_from_arrays(
         images[chosen],
-        digits.target[chosen],
+        targets[chosen],
         [str(d) for d in range(10)],
         split=split,
         fingerprint=_fingerprint("digits", split, image_size),
