@@ -562,7 +562,8 @@ def plot_results(
     numbers += [v for v in table.teacher if v is not None]
     n_cols, n_rows = len(table.columns), len(rows)
     width = 0.8 / n_rows
-    fig = Figure(figsize=(max(6.0, 1.2 + n_cols * (0.35 * n_rows + 0.5)), 4.2), layout="constrained")
+    fig_width = min(18.0, max(6.0, 1.5 + n_cols * (0.12 * n_rows + 0.4)))
+    fig = Figure(figsize=(fig_width, 4.8), layout="constrained")
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["tab20"]
     for k, (label, values) in enumerate(rows.items()):
@@ -572,14 +573,15 @@ def plot_results(
                hatch="//" if label == VANILLA_ROW else None, edgecolor="white" if label != VANILLA_ROW else "grey")
     teacher_x = [i for i, v in enumerate(table.teacher) if v is not None]
     if teacher_x:
-        ax.scatter(teacher_x, [table.teacher[i] for i in teacher_x], marker="_", s=900, color="black", zorder=3,
-                   label=TEACHER_ROW)
+        ax.hlines([table.teacher[i] for i in teacher_x], [i - 0.42 for i in teacher_x], [i + 0.42 for i in teacher_x],
+                  colors="black", linewidth=1.5, zorder=3, label=TEACHER_ROW)
     low, high = min(numbers), max(numbers)
     ax.set_ylim(max(0.0, low - 2.0), min(100.0, high + 1.5) if high < 100 else high + 0.5)
     ax.set_xticks(range(n_cols), [c.label.replace("→", "\n→ ") for c in table.columns], fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncols=min(4, n_rows + 1), loc="upper left")
+    # Below the axes: inside, the legend would hide the bars it labels.
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncols=min(9, n_rows + 1), loc="outside lower center")
     if title:
         ax.set_title(title, fontsize=10)
     path = Path(path)
