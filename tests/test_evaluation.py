@@ -166,6 +166,44 @@ def test_fingerprints_are_stable_and_sensitive() -> None:
         dataset_fingerprint([1, 2, 3])
 
 
+class _Scale:
+    """A dataset transform whose repr states its setting, as ImageClassificationTransform's does."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def __repr__(self) -> str:
+        return f"_Scale({self.scale})"
+
+    def __call__(self, batch: dict) -> dict:
+        x = torch.tensor(batch["x"], dtype=torch.float32).reshape(-1, 3, 4, 4) * self.scale
+        return {"pixel_values": x, "labels": torch.tensor(batch["y"])}
+
+
+def _hf_dataset(seed: int, scale: float):  # noqa: ANN202
+    import datasets
+
+    g = torch.Generator().manual_seed(seed)
+    return datasets.Dataset.from_dict(
+        {"x": torch.randn(9, 48, generator=g).tolist(), "y": list(range(9))}
+    ).with_transform(_Scale(scale))
+
+
+def test_hf_dataset_fingerprint_covers_content_and_transform(tmp_path: Path) -> None:
+    assert dataset_fingerprint(_hf_dataset(0, 1.0)) == dataset_fingerprint(_hf_dataset(0, 1.0))
+    assert dataset_fingerprint(_hf_dataset(0, 1.0)) != dataset_fingerprint(_hf_dataset(0, 2.0))  # e.g. a resize
+    assert dataset_fingerprint(_hf_dataset(0, 1.0)) != dataset_fingerprint(_hf_dataset(1, 1.0))
+    model = CountingNet()
+    feats, labels = extract_features(model, _hf_dataset(0, 1.0), batch_size=4, cache_path=tmp_path, progress=False)
+    assert model.calls == 3 and labels.tolist() == list(range(9))
+    x = torch.tensor(_hf_dataset(0, 1.0).with_format(None)["x"]).reshape(-1, 3, 4, 4)
+    torch.testing.assert_close(feats, model.body(x).detach())
+    extract_features(model, _hf_dataset(0, 1.0), batch_size=4, cache_path=tmp_path, progress=False)
+    assert model.calls == 3  # a new but identical dataset object hits the cache
+    extract_features(model, _hf_dataset(0, 2.0), batch_size=4, cache_path=tmp_path, progress=False)
+    assert model.calls == 6
+
+
 def test_extract_outputs_errors_name_the_problem() -> None:
     class NoPooler(nn.Module):
         def forward(self, pixel_values: torch.Tensor) -> DistillationModelOutput:
