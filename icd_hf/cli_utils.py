@@ -8,6 +8,14 @@ import sys
 
 from .config import ConfigError, load_config, parse_overrides
 
+# Bad names, paths, shapes or values in a config: reported as one line, exit status 2.
+BAD_INPUT_ERRORS = (ConfigError, KeyError, ValueError, TypeError, FileNotFoundError, ConnectionError, OSError)
+
+
+def error_message(err: BaseException) -> str:
+    # KeyError's str() wraps its message in quotes.
+    return err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+
 
 def run_from_argv(argv: list[str], prog: str, force_method: str | None = None) -> int:
     """Parse ``argv``, run the experiment, print the headline metrics. Returns a process exit code."""
@@ -23,11 +31,15 @@ def run_from_argv(argv: list[str], prog: str, force_method: str | None = None) -
                 raise ConfigError(f"{prog} trains with method {force_method!r}; use distill.py for distillation.")
             overrides["method"] = force_method
         cfg = load_config(overrides.get("config"), overrides)
-    except (ConfigError, KeyError, FileNotFoundError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    from .experiment import run_experiment
+        from .experiment import prepare_experiment
 
-    results = run_experiment(cfg, command=" ".join([prog, *argv]))
+        # Everything that can be wrong with the inputs fails here, before the first training step.
+        experiment = prepare_experiment(cfg)
+    except BAD_INPUT_ERRORS as err:
+        print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
+        return 2
+    from .experiment import execute_experiment
+
+    results = execute_experiment(experiment, command=" ".join([prog, *argv]))
     print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **results["metrics"]}, indent=2))
     return 0

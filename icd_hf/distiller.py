@@ -8,14 +8,14 @@ checkpoint's state dict carries the loss modules and CRD's memory bank. Only the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .losses import DistillationLoss, FeatureSpec, build_loss, probe_feature_spec
+from .losses import DistillationLoss, FeatureSpec, build_loss, get_loss_class, probe_feature_spec
 from .losses.presets import MethodSpec, resolve_method
 from .models.modeling_outputs import DistillationModelOutput
 
@@ -28,7 +28,7 @@ class DistillerOutput(ModelOutput):
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    terms: dict[str, torch.Tensor] | None = None
 
 
 class Distiller(nn.Module):
@@ -40,6 +40,8 @@ class Distiller(nn.Module):
         method: a ``MethodSpec`` or a method string understood by ``resolve_method`` (``"icd+kd"``).
         image_size: side of the dummy input used to measure feature shapes for the losses' modules.
         loss_overrides: passed to ``resolve_method`` when ``method`` is a string.
+        num_data: size of the training set, given to losses that index it (CRD's memory bank) unless their
+            overrides set ``num_data`` already.
 
     In eval mode only the student runs and the loss is plain cross-entropy: evaluation measures the student,
     and stateful losses (CRD's memory) must not be updated by evaluation batches.
@@ -53,6 +55,7 @@ class Distiller(nn.Module):
         *,
         image_size: int = 32,
         loss_overrides: dict | None = None,
+        num_data: int | None = None,
     ) -> None:
         super().__init__()
         self.method = resolve_method(method, loss_overrides) if isinstance(method, str) else method
@@ -76,9 +79,13 @@ class Distiller(nn.Module):
                 )
         self.student_spec = student_spec
         self.teacher_spec = teacher_spec
-        self.losses = nn.ModuleDict(
-            {term.name: build_loss(term.name, student_spec, teacher_spec, **term.kwargs) for term in self.method.terms}
-        )
+        losses = {}
+        for term in self.method.terms:
+            kwargs = dict(term.kwargs)
+            if get_loss_class(term.name).needs_index and num_data is not None:
+                kwargs.setdefault("num_data", num_data)
+            losses[term.name] = build_loss(term.name, student_spec, teacher_spec, **kwargs)
+        self.losses = nn.ModuleDict(losses)
         self.loss_weights = {term.name: float(term.weight) for term in self.method.terms}
         self.ce_weight = float(self.method.ce_weight)
         self.needs_hidden_states = any(loss.needs_hidden_states for loss in self.losses.values())

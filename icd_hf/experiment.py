@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
 from .config import PAPER_TRAINING, ExperimentConfig
-from .losses.presets import resolve_method
+from .losses.presets import MethodSpec, resolve_method
 from .trainer import DistillationTrainer, DistillationTrainingArguments, count_parameters
 
 EXPORT_DIRNAME = "student"
@@ -117,11 +118,23 @@ class _BestAccuracy(TrainerCallback):
             self.best_top1, self.best_epoch = top1, round(state.epoch or 0)
 
 
-def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[str, Any]:
-    """Train (or distil) as ``cfg`` says; returns and writes ``results.json`` in ``cfg.output_dir``."""
-    from .data import build_datasets, collate_batch
+@dataclass
+class Experiment:
+    """Everything built from a config, validated, before the first training step."""
 
-    start = time.time()
+    cfg: ExperimentConfig
+    method: MethodSpec
+    trainer: DistillationTrainer
+    info: Any
+    student: PreTrainedModel
+    teacher: PreTrainedModel | None
+    best: _BestAccuracy
+
+
+def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
+    """Build data, models and trainer; every bad input fails here, before any training."""
+    from .data import as_uint8_tensor, build_datasets, collate_batch
+
     if cfg.push_to_hub:
         from .hub import validate_hub_model_id
 
@@ -138,13 +151,17 @@ def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[st
         max_eval_samples=cfg.max_eval_samples,
     )
     student = build_student(cfg, info.num_classes)
+    if student.config.id2label is None or len(student.config.id2label) != info.num_classes or all(
+        v.startswith("LABEL_") for v in student.config.id2label.values()
+    ):
+        student.config.id2label, student.config.label2id = info.id2label, info.label2id
     teacher = load_teacher(cfg, info.num_classes)
     best = _BestAccuracy()
     trainer = DistillationTrainer(
         model=student,
         teacher=teacher,
         method=method,
-        image_size=cfg.image_size or info.image_size,
+        image_size=cfg.image_size or info.image_size or 32,
         args=args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
@@ -152,7 +169,20 @@ def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[st
         callbacks=[best],
     )
     if cfg.fast_path:
-        trainer.enable_fast_path(train_ds, info)
+        images, labels = as_uint8_tensor(train_ds, image_size=cfg.image_size)
+        trainer.enable_fast_path(images, labels, info.mean, info.std, padding=4 if cfg.train_augment else 0,
+                                 flip=cfg.train_augment)
+    return Experiment(cfg, method, trainer, info, student, teacher, best)
+
+
+def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[str, Any]:
+    """Train (or distil) as ``cfg`` says; returns and writes ``results.json`` in ``cfg.output_dir``."""
+    return execute_experiment(prepare_experiment(cfg), command)
+
+
+def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str, Any]:
+    start = time.time()
+    cfg, trainer, best = exp.cfg, exp.trainer, exp.best
     resume = cfg.resume
     if resume == "auto":
         resume = find_resumable_checkpoint(cfg.output_dir)
@@ -160,8 +190,8 @@ def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[st
     metrics = trainer.evaluate()
     if best.best_top1 < metrics["eval_top1"]:
         best.best_top1, best.best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
-    export_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
-    trainer.save_student(export_dir)
+    trainer.save_student(os.path.join(cfg.output_dir, EXPORT_DIRNAME))
+    teacher = exp.teacher
     results = {
         "method": cfg.method,
         "teacher": None
@@ -172,11 +202,11 @@ def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[st
             "path_or_hub_id": cfg.teacher_checkpoint,
             "top1": _teacher_top1(cfg.teacher_checkpoint),
         },
-        "student": {"name": cfg.student, "num_parameters": count_parameters(student)},
-        "dataset": info.to_dict(),
+        "student": {"name": cfg.student, "num_parameters": count_parameters(exp.student)},
+        "dataset": exp.info.to_dict(),
         "loss": {
-            "ce_weight": method.ce_weight,
-            "terms": [{"name": t.name, "weight": t.weight, "kwargs": dict(t.kwargs)} for t in method.terms],
+            "ce_weight": exp.method.ce_weight,
+            "terms": [{"name": t.name, "weight": t.weight, "kwargs": dict(t.kwargs)} for t in exp.method.terms],
         },
         "training": {**PAPER_TRAINING, **cfg.training},
         "metrics": {

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .cli_utils import error_message
 from .config import ConfigError, load_config, parse_overrides
 from .experiment import RESULTS_NAME, run_experiment
 from .losses.presets import resolve_method
@@ -69,7 +70,7 @@ def sweep_from_argv(argv: list[str]) -> int:
         methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")
         table = run_sweep(overrides.pop("config", None), [m.strip() for m in methods if m.strip()], overrides)
     except (ConfigError, KeyError, FileNotFoundError) as err:
-        print(f"sweep.py: error: {err}", file=sys.stderr)
+        print(f"sweep.py: error: {error_message(err)}", file=sys.stderr)
         return 2
     print(sweep_markdown(table))
     return 0

@@ -126,7 +126,15 @@ class DistillationTrainer(Trainer):
         if isinstance(model, Distiller):
             distiller = model
         else:
-            distiller = Distiller(model, teacher, method, image_size=image_size, loss_overrides=loss_overrides)
+            train_dataset = kwargs.get("train_dataset")
+            distiller = Distiller(
+                model,
+                teacher,
+                method,
+                image_size=image_size,
+                loss_overrides=loss_overrides,
+                num_data=len(train_dataset) if train_dataset is not None else None,
+            )
         kwargs.setdefault("compute_metrics", accuracy_metrics)
         kwargs.setdefault("preprocess_logits_for_metrics", topk_predictions)
         super().__init__(model=distiller, **kwargs)
@@ -275,6 +283,7 @@ class DistillationTrainer(Trainer):
         staged = {
             name: (self.args.init_epochs if self.args.init_epochs is not None else loss.init_epochs)
             for name, loss in distiller.losses.items()
+            if loss.init_epochs > 0
         }
         staged = {name: epochs for name, epochs in staged.items() if epochs > 0}
         if not staged:
@@ -291,7 +300,11 @@ class DistillationTrainer(Trainer):
             )
             last = float("nan")
             for epoch in range(epochs):
-                bar = tqdm(loader, desc=f"init {name} {epoch + 1}/{epochs}", disable=not self.is_world_process_zero())
+                bar = tqdm(
+                    loader,
+                    desc=f"init {name} {epoch + 1}/{epochs}",
+                    disable=self.args.disable_tqdm or not self.is_world_process_zero(),
+                )
                 for step, batch in enumerate(bar):
                     if 0 <= self.args.init_max_steps <= step:
                         break

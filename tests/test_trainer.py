@@ -15,7 +15,7 @@ from icd_hf.distiller import Distiller
 from icd_hf.losses import list_losses
 from icd_hf.trainer import DistillationTrainer, accuracy_metrics
 
-METHOD_KWARGS = {"crd": {"num_data": 64, "nce_k": 32}}
+METHOD_KWARGS = {"crd": {"nce_k": 32}}  # num_data comes from the training set
 
 
 def _method_overrides(method: str) -> dict:
@@ -45,12 +45,14 @@ def test_every_method_trains_through_the_trainer(method, tmp_path):
     # Teacher: never updated, not even its BN running statistics.
     for k, v in teacher.state_dict().items():
         assert torch.equal(v, teacher_before[k]), k
-    assert not teacher.training
+    if trainer.distiller.teacher is not None:
+        assert not trainer.distiller.teacher.training
     # Student and the losses' own parameters were optimised.
     assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())
     for name, loss in trainer.distiller.losses.items():
         for pname, p in loss.named_parameters():
-            if p.requires_grad:
+            # ICD's logit bias shifts every logit equally, and softmax ignores that: it gets no gradient.
+            if p.requires_grad and (name, pname) != ("icd", "logit_bias"):
                 assert not torch.equal(p.detach(), losses_before[f"{name}.{pname}"]), f"{name}.{pname} did not train"
     # Each term is logged on its own.
     logged = {k for entry in trainer.state.log_history for k in entry}
