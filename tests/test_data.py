@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -563,7 +564,14 @@ def _unpacked_shared_data() -> Path:
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # other engineers' test runs may unpack at the same time
         if not done.exists():
-            subprocess.run([str(SHARED_DATA / "unpack.sh"), str(cache)], check=True, capture_output=True)
+            # Unpack beside the cache and move in only when complete, so an interrupted run leaves no half tree.
+            partial = cache / "partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            subprocess.run([str(SHARED_DATA / "unpack.sh"), str(partial)], check=True, capture_output=True)
+            for child in partial.iterdir():
+                if not (cache / child.name).exists():
+                    child.rename(cache / child.name)
+            shutil.rmtree(partial)
             done.touch()
     return cache
 
