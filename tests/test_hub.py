@@ -282,7 +282,12 @@ def test_teacher_card_and_hub_base_model(run):
     student = ModelCard(str(render_model_card(run.results, teacher_hub_id="test-org/resnet20-cifar10")))
     assert student.data.base_model == "test-org/resnet20-cifar10"
     hub_teacher = dict(run.results, teacher=dict(run.results["teacher"], path_or_hub_id="test-org/resnet20-hub"))
-    assert ModelCard(str(render_model_card(hub_teacher))).data.base_model == "test-org/resnet20-hub"
+    latency = {"student_ms": 1.234, "teacher_ms": None, "runs": 20, "image_size": 32, "threads": 1,
+               "device": "CPU (test)", "torch_version": "2"}
+    hub_card = ModelCard(str(render_model_card(hub_teacher, latency=latency)))
+    assert hub_card.data.base_model == "test-org/resnet20-hub"
+    # A Hub teacher is not downloaded to be timed: the student's latency is shown alone.
+    assert "| CPU latency, batch 1 | – | 1.23 ms | – |" in hub_card.text
 
 
 # --- loading in fresh processes -----------------------------------------------------------------------------------

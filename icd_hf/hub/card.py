@@ -156,10 +156,10 @@ def build_card_data(
         dataset_split=dataset.get("eval_split") or "test",
     )
     eval_results = [EvalResult(metric_type="accuracy", metric_name="Top-1 accuracy (%)",
-                               metric_value=float(_require(results, "metrics", "top1")), **common)]
+                               metric_value=round(float(_require(results, "metrics", "top1")), 4), **common)]
     if metrics.get("top5") is not None:
         eval_results.append(EvalResult(metric_type="top_5_accuracy", metric_name="Top-5 accuracy (%)",
-                                       metric_value=float(metrics["top5"]), **common))
+                                       metric_value=round(float(metrics["top5"]), 4), **common))
     method = str(results.get("method") or "vanilla")
     terms = [t["name"] for t in (results.get("loss") or {}).get("terms", [])]
     tags = ["knowledge-distillation", "icd-hf", "image-classification", method]
@@ -302,10 +302,13 @@ def render_model_card(
         template = TEACHER_TEMPLATE
     else:
         t_params, s_params = teacher.get("num_parameters"), student.get("num_parameters")
-        lat = dict(latency) if latency and latency.get("teacher_ms") else None
+        lat = dict(latency) if latency else None
         if lat:
-            lat["speedup"] = f"{lat['teacher_ms'] / lat['student_ms']:.1f}×"
-            lat["teacher_ms"], lat["student_ms"] = f"{lat['teacher_ms']:.2f}", f"{lat['student_ms']:.2f}"
+            # The teacher is only timed when its weights are local; the student's figure stands on its own.
+            teacher_ms = lat.get("teacher_ms")
+            lat["speedup"] = f"{teacher_ms / lat['student_ms']:.1f}×" if teacher_ms else "–"
+            lat["teacher_ms"] = f"{teacher_ms:.2f}" if teacher_ms else "–"
+            lat["student_ms"] = f"{lat['student_ms']:.2f}"
         context.update(
             title=f"{student['name']} distilled from {teacher['name']} with {paper_method_name(method)} "
             f"on {dataset['name']}",
