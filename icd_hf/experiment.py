@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
@@ -23,6 +24,8 @@ from transformers import PreTrainedModel, TrainerCallback, set_seed
 from .config import PAPER_TRAINING, ExperimentConfig
 from .losses.presets import MethodSpec, resolve_method
 from .trainer import DistillationTrainer, DistillationTrainingArguments, count_parameters
+
+logger = logging.getLogger(__name__)
 
 EXPORT_DIRNAME = "student"
 RESULTS_NAME = "results.json"
@@ -226,9 +229,13 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str,
         with open(os.path.join(cfg.output_dir, RESULTS_NAME), "w") as f:
             json.dump(results, f, indent=2)
         if cfg.push_to_hub:
-            from .hub import push_to_hub
+            from .hub import HubPublishError, push_to_hub
 
-            push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
+            try:
+                results["hub_url"] = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
+            except HubPublishError as err:
+                # Training is done and saved; a failed upload must not look like a failed run.
+                logger.error("%s", err)
     return results
 
 
