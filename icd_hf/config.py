@@ -9,6 +9,7 @@ A config is a flat mapping of the ``ExperimentConfig`` fields plus a ``training:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        raise ConfigError(f"Unknown config field(s) {unknown}. Valid fields: {', '.join(sorted(_FIELDS))}.")
+        close = {n: difflib.get_close_matches(n, sorted(_FIELDS), n=1) for n in unknown}
+        hints = ", ".join(f"{n!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for n, c in close.items())
+        raise ConfigError(f"Unknown config field(s) {hints}. Valid fields: {', '.join(sorted(_FIELDS))}.")
     cfg = ExperimentConfig(**data)
     validate_training_fields(cfg.training)
     if cfg.method.lower() != "vanilla" and not cfg.teacher_checkpoint:
@@ -183,8 +186,8 @@ def validate_training_fields(training: dict[str, Any]) -> None:
     if unknown:
         hints = []
         for name in unknown:
-            close = [v for v in valid if name in v or v in name]
-            hints.append(f"{name!r}" + (f" (did you mean {sorted(close)[:3]}?)" if close else ""))
+            close = difflib.get_close_matches(name, sorted(valid), n=3)
+            hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise ConfigError(
             f"Unknown training field(s) {', '.join(hints)}: `training:` takes DistillationTrainingArguments "
             f"fields (transformers.TrainingArguments plus lr_milestones, lr_decay_rate, init_epochs...)."

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -52,9 +53,16 @@ def find_resumable_checkpoint(output_dir: str | Path) -> str | None:
 
 def build_student(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel:
     """A fresh zoo/timm model, or the weights of a directory/Hub id to continue from."""
-    from .models import load_model
+    from .models import is_model, list_models, load_model
 
-    return load_model(cfg.student, num_classes=num_classes)
+    name = cfg.student
+    if "/" not in name and not Path(name).exists() and not is_model(name):
+        close = difflib.get_close_matches(name, list_models(), n=3)
+        raise KeyError(
+            f"Unknown student {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + f". Use a zoo name ({', '.join(list_models())}), timm/<timm name>, a directory or a Hub id 'org/name'."
+        )
+    return load_model(name, num_classes=num_classes)
 
 
 def load_teacher(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel | None:
