@@ -14,17 +14,27 @@ It is returned as a fraction (0.57) and printed as a percentage (57.0%).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import math
 import os
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..paper import (
+    TEACHER_ACC_ROW,
+    VANILLA_ACC_ROW,
+    default_paper_dir,
+    find_paper_table,
+    method_display_name,
+    parse_cell,
+    parse_pair_table,
+    read_paper_csv,
+)
+from ..paper import normalise_name as _normalise
+from ..paper import paper_model_name as model_display_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +67,8 @@ METHOD_ORDER = (
 )
 RESULTS_NAME = "results.json"
 _VANILLA_METHODS = {"vanilla", "ce", "baseline", "teacher"}
-_METHOD_SPELLING = {"fitnet": "FitNet"}
-# Zoo names -> the paper's spelling (the same map the model cards use, repeated here so this module stands alone).
-_MODEL_SPELLING = {
-    "wrn_40_2": "WRN-40-2", "wrn_16_2": "WRN-16-2", "wrn_40_1": "WRN-40-1", "resnet20": "resnet-20",
-    "resnet32": "resnet-32", "resnet56": "resnet-56", "resnet110": "resnet-110", "resnet8x4": "resnet-8x4",
-    "resnet32x4": "resnet-32x4", "resnet50": "ResNet-50", "vgg8": "VGG-8", "vgg13": "VGG-13",
-    "mobilenetv2": "MobileNet-v2", "shufflenetv1": "ShuffleNet-v1", "shufflenetv2": "ShuffleNet-v2",
-}
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def model_display_name(name: str) -> str:
-    """``wrn_40_2`` -> ``WRN-40-2``: the paper's spelling of a zoo architecture (other names unchanged)."""
-    return _MODEL_SPELLING.get(name, name)
-
-
-def method_display_name(method: str) -> str:
-    """``icd+kd`` / ``kd+icd`` -> ``ICD+KD``: the paper's row label of a method string (KD always last)."""
-    parts = [p.strip().lower() for p in method.split("+") if p.strip()]
-    if not parts:
-        raise ValueError(f"Empty method name {method!r}.")
-    parts.sort(key=lambda p: p == "kd")  # stable: keeps the order of the others, moves KD to the end
-    return "+".join(_METHOD_SPELLING.get(p, p.upper()) for p in parts)
+# Spellings (`model_display_name`, `method_display_name`), `default_paper_dir`, `find_paper_table` and the CSV
+# reader are `icd_hf.paper`'s, shared with the model cards; they are re-exported here for this module's users.
 
 
 @dataclass(frozen=True)
@@ -329,33 +315,6 @@ def build_results_table(
 # ---------------------------------------------------------------------------------------------- published tables
 
 
-def default_paper_dir() -> Path:
-    """``<repo root>/../shared/paper``: the published tables next to a source checkout."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "paper"
-
-
-def find_paper_table(name: str, paper_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """Path of a published table: ``name`` is a CSV path, or a prefix such as ``table1`` looked up in
-    ``paper_dir`` (default :func:`default_paper_dir`). ``None`` when it is not there (e.g. an installed wheel)."""
-    candidate = Path(name)
-    if candidate.suffix == ".csv":
-        return candidate if candidate.is_file() else None
-    directory = Path(paper_dir) if paper_dir is not None else default_paper_dir()
-    if not directory.is_dir():
-        return None
-    matches = sorted(p for p in directory.glob("*.csv") if p.stem == name or p.stem.startswith(f"{name}_"))
-    return matches[0] if matches else None
-
-
-def _cell(text: str) -> float | None:
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:  # "n/a", "-", "": the paper has no number for this cell
-        return None
-    return value if math.isfinite(value) else None
-
-
 def load_paper_table(name: str = "table1", paper_dir: str | os.PathLike[str] | None = None) -> ResultsTable:
     """Parse a published table into a :class:`ResultsTable`.
 
@@ -373,24 +332,21 @@ def load_paper_table(name: str = "table1", paper_dir: str | os.PathLike[str] | N
             f"No published table {name!r} in {where}: pass --paper-dir pointing at the folder with the paper's "
             f"CSVs (shared/paper), or a path to the .csv."
         )
-    with path.open(newline="") as f:
-        rows = [[c.strip() for c in row] for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    rows = read_paper_csv(path)
     header = rows[0]
     source = f"paper {path.stem.split('_')[0]}"
     if header[0].lower() == "teacher":
-        by_label = {row[0]: row[1:] for row in rows}
-        if "student" not in by_label:
-            raise ValueError(f"{path} has a 'teacher' row but no 'student' row.")
-        width = len(header) - 1
-        columns = [Column(t, s) for t, s in zip(by_label["teacher"], by_label["student"])]
-
-        def values(label: str) -> list[float | None]:
-            raw = by_label.get(label, [])
-            return [_cell(raw[i]) if i < len(raw) else None for i in range(width)]
-
-        special = {"teacher", "student", "teacher_acc", "student_vanilla_acc"}
-        methods = {label: values(label) for label in by_label if label not in special}
-        return ResultsTable(columns, values("teacher_acc"), values("student_vanilla_acc"), methods, source=source)
+        pairs = parse_pair_table(rows, path)
+        columns = [Column(t, s) for t, s in zip(pairs.teachers, pairs.students)]
+        missing = [None] * (len(header) - 1)
+        methods = {label: v for label, v in pairs.rows.items() if label not in {TEACHER_ACC_ROW, VANILLA_ACC_ROW}}
+        return ResultsTable(
+            columns,
+            pairs.rows.get(TEACHER_ACC_ROW, missing),
+            pairs.rows.get(VANILLA_ACC_ROW, list(missing)),
+            methods,
+            source=source,
+        )
     # Table 3 layout: rows are settings, columns are teacher / vanilla / methods.
     labels = header[1:]
     body = rows[1:]
@@ -398,7 +354,7 @@ def load_paper_table(name: str = "table1", paper_dir: str | os.PathLike[str] | N
 
     def column_values(label: str) -> list[float | None]:
         i = labels.index(label) + 1
-        return [_cell(row[i]) if i < len(row) else None for row in body]
+        return [parse_cell(row[i]) if i < len(row) else None for row in body]
 
     lowered = [label.lower() for label in labels]
     if "teacher" not in lowered or "student_vanilla" not in lowered:
