@@ -200,11 +200,15 @@ def test_train_batch_is_classic_augmentation_with_the_drawn_parameters():
 def test_layouts_dtypes_and_memory_format():
     nhwc = random_images(10)
     kwargs = dict(train=True, mean=MEAN, std=STD, device="cpu", seed=1)
+    default = next(iter(DeviceDataLoader(nhwc, list(range(10)), 4, **kwargs)))
+    assert default["pixel_values"].is_contiguous()  # channels_last only by default on CUDA
+    kwargs["channels_last"] = True
     a = next(iter(DeviceDataLoader(nhwc, list(range(10)), 4, **kwargs)))
     b = next(iter(DeviceDataLoader(nhwc.permute(0, 3, 1, 2).contiguous(), np.arange(10), 4, **kwargs)))
-    c = next(iter(DeviceDataLoader(nhwc.numpy(), torch.arange(10), 4, channels_last=False, **kwargs)))
+    c = next(iter(DeviceDataLoader(nhwc.numpy(), torch.arange(10), 4, **(kwargs | {"channels_last": False}))))
     half = next(iter(DeviceDataLoader(nhwc, torch.arange(10), 4, out_dtype=torch.bfloat16, **kwargs)))
     assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["pixel_values"], c["pixel_values"])
+    assert torch.equal(a["pixel_values"], default["pixel_values"])
     assert a["pixel_values"].is_contiguous(memory_format=torch.channels_last)
     assert not a["pixel_values"].is_contiguous() and c["pixel_values"].is_contiguous()
     assert a["labels"].dtype == torch.long and a["index"].dtype == torch.long
@@ -346,6 +350,7 @@ def test_prepare_for_speed_channels_last_and_in_place_compile():
     assert is_compiled(model) and list(model.state_dict()) == keys  # checkpoints keep their key names
     assert torch.allclose(model(x.to(memory_format=torch.channels_last)), reference, atol=1e-6)
 
+    assert prepare_for_speed(_TinyNet()).conv.weight.is_contiguous()  # auto: channels_last only on CUDA
     pair = prepare_for_speed(_PairWithLoss(), channels_last=False, compile=True, compile_backend="eager")
     assert is_compiled(pair.student) and is_compiled(pair.teacher)
     assert not is_compiled(pair) and not is_compiled(pair.losses)

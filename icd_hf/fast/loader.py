@@ -67,7 +67,8 @@ class DeviceDataLoader:
         padding: zero padding of the random crop (0 disables cropping). Only used when ``train``.
         flip: random horizontal flips. Only used when ``train``.
         channels_last: return ``pixel_values`` in ``torch.channels_last`` memory format (free: the data is
-            stored NHWC), else contiguous NCHW.
+            stored NHWC), else contiguous NCHW. ``None`` (default): channels_last on CUDA devices, where
+            ``prepare_for_speed`` makes the models channels_last too.
         out_dtype: dtype of ``pixel_values`` (e.g. ``torch.bfloat16`` to halve the input's memory traffic).
         num_replicas, rank: split each epoch's permutation across ``num_replicas`` processes (distributed
             data parallel); every process must use the same ``seed``. Without ``drop_last`` the permutation
@@ -93,7 +94,7 @@ class DeviceDataLoader:
         seed: int = 0,
         padding: int = 4,
         flip: bool = True,
-        channels_last: bool = True,
+        channels_last: bool | None = None,
         out_dtype: torch.dtype = torch.float32,
         num_replicas: int = 1,
         rank: int = 0,
@@ -128,7 +129,7 @@ class DeviceDataLoader:
         self.seed = seed
         self.padding = padding if train else 0
         self.flip = flip and train
-        self.channels_last = channels_last
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.out_dtype = out_dtype
         self.num_replicas = num_replicas
         self.rank = rank
