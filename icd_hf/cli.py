@@ -1,5 +1,8 @@
 """The ``icd-hf`` command line: one argparse sub-command per task.
 
+    icd-hf train-teacher --config recipes/configs/teachers/wrn_40_2.yaml [--field value ...]
+    icd-hf distill --config recipes/configs/pairs/wrn_40_2__wrn_16_2.yaml --method icd+kd [--field value ...]
+    icd-hf sweep --config ... --methods kd,crd+kd,icd+kd
     icd-hf export RUN_DIR --out DIR [--hub_model_id org/name]
     icd-hf push RUN_DIR --hub_model_id org/name [--private] [--dry_run]
 
@@ -92,11 +95,36 @@ def _configure_push(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _run_recipe(argv: list[str], prog: str, force_method: str | None = None) -> int:
+    from .cli_utils import run_from_argv
+
+    return run_from_argv(argv, prog=prog, force_method=force_method)
+
+
+def _run_sweep(argv: list[str]) -> int:
+    from .sweep import sweep_from_argv
+
+    return sweep_from_argv(argv)
+
+
+# Config-driven commands take `--config FILE` plus free-form `--field value` overrides, which argparse cannot
+# declare up front: they get the raw arguments (same as recipes/distill.py, train_teacher.py, sweep.py).
+_RECIPES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "train-teacher": ("train a teacher from a YAML config (recipes/train_teacher.py)",
+                      lambda argv: _run_recipe(argv, "icd-hf train-teacher", force_method="vanilla")),
+    "distill": ("distil a student from a YAML config (recipes/distill.py)",
+                lambda argv: _run_recipe(argv, "icd-hf distill")),
+    "sweep": ("run several methods on one pair and tabulate them (recipes/sweep.py)", _run_sweep),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``icd-hf`` parser with every registered sub-command."""
     parser = argparse.ArgumentParser(prog="icd-hf", description="icd-hf: knowledge distillation, the Hugging Face way.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, _) in _RECIPES.items():
+        subparsers.add_parser(name, help=help_text, description=f"{help_text}; takes --config FILE --field value ...")
     for name, (help_text, configure) in _SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(run=configure(sub))
@@ -107,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``icd-hf`` console script. Exit codes: 0 done, 1 failed, 2 bad arguments/input."""
     from .hub import HubPublishError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _RECIPES:
+        return _RECIPES[argv[0]][1](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -16,6 +16,7 @@ from icd_hf.config import ConfigError, load_config, parse_overrides
 from icd_hf.experiment import find_resumable_checkpoint, run_experiment
 from icd_hf.losses.presets import resolve_method
 from icd_hf.models import create_model, is_model
+from icd_hf.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "recipes" / "configs").rglob("*.yaml"))
@@ -124,6 +125,16 @@ def test_teacher_then_student_end_to_end_and_mismatch_errors(tmp_path):
     assert saved["teacher"]["top1"] == teacher["metrics"]["top1"]
     assert [t["name"] for t in saved["loss"]["terms"]] == ["icd", "kd"]
     assert (tmp_path / "icd" / "student" / "model.safetensors").is_file()
+    # A sweep over methods for the pair, collected into one table; finished methods are not re-run.
+    overrides = {**TINY, "output_dir": str(tmp_path / "sweep"), "student": "resnet8", "teacher": "resnet8",
+                 "teacher_checkpoint": ckpt}
+    table = run_sweep(None, ["vanilla", "kd", "crd+kd"], overrides)
+    assert set(table["results"]) == {"vanilla", "kd", "crd+kd"}
+    markdown = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert "| crd+kd |" in markdown and json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == table
+    stamp = (tmp_path / "sweep" / "kd" / "results.json").stat().st_mtime_ns
+    run_sweep(None, ["kd"], overrides)
+    assert (tmp_path / "sweep" / "kd" / "results.json").stat().st_mtime_ns == stamp
     # The checkpoint holds a resnet8, not what the config claims.
     with pytest.raises(ValueError, match="holds a 'resnet8' but the config says teacher: wrn_16_2"):
         run_experiment(_tiny_cfg(tmp_path / "x", student="resnet8", teacher="wrn_16_2", teacher_checkpoint=ckpt,
@@ -149,3 +160,12 @@ def test_resume_skips_an_interrupted_save(tmp_path):
 
 def test_help_exits_cleanly(capsys):
     assert run_from_argv(["--help"], prog="distill.py") == 0
+
+
+def test_icd_hf_console_commands(capsys):
+    from icd_hf.cli import main
+
+    assert main(["distill", "--method", "icd"]) == 2
+    assert "needs a trained teacher" in capsys.readouterr().err
+    assert main(["sweep", "--methods", "kd,nope", "--teacher_checkpoint", "x"]) == 2
+    assert "Unknown distillation method component 'nope'" in capsys.readouterr().err
