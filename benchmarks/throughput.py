@@ -29,12 +29,13 @@ import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class Measurement:
     steps: int
     batch_size: int
     hours_240_epochs_cifar100: float
+    samples_images_per_s: list[float] = field(default_factory=list)  # one per repeat; the row is their median
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -189,7 +191,7 @@ def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device:
     )
     distiller.to(device)
     distiller.teacher_inference_mode = True
-    prepare_for_speed(distiller, channels_last=True, compile=cfg.compile_on)
+    prepare_for_speed(distiller, compile=cfg.compile_on)  # channels_last where it pays: on CUDA
     optimizer = build_sgd(
         [p for p in distiller.parameters() if p.requires_grad], LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
         device=device,
@@ -359,14 +361,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="torch.compile student and teacher in the fast paths (auto: on for CUDA)")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                    help="bf16 autocast in the fast paths (auto: on for CUDA GPUs with bf16)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="measure each (method, path) this many times, paths interleaved; report the median")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results here")
     cfg = p.parse_args(argv)
     unknown = sorted(set(cfg.paths.split(",")) - set(PATHS))
     if unknown:
         p.error(f"unknown paths {unknown}: choose from {', '.join(f'{k} ({v})' for k, v in PATHS.items())}")
-    if cfg.steps < 1 or cfg.warmup < 0:
-        p.error("--steps must be >= 1 and --warmup >= 0")
+    if cfg.steps < 1 or cfg.warmup < 0 or cfg.repeats < 1:
+        p.error("--steps and --repeats must be >= 1 and --warmup >= 0")
     return cfg
 
 
@@ -385,19 +389,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         num_images = cfg.num_images or cfg.batch_size * (cfg.warmup + cfg.steps)
         data = synthetic_data(num_images, cfg.num_classes, image_size=cfg.image_size, seed=cfg.seed)
     results: list[Measurement] = []
+    paths = cfg.paths.split(",")
     for method in cfg.methods.split(","):
-        for path in cfg.paths.split(","):
-            seconds = RUNNERS[path](cfg, method, data, device)
-            ips = cfg.steps * cfg.batch_size / seconds
+        seconds: dict[str, list[float]] = {path: [] for path in paths}
+        # Repeats interleave the paths, so slow drifts of a shared machine hit all of them alike.
+        for _ in range(cfg.repeats):
+            for path in paths:
+                seconds[path].append(RUNNERS[path](cfg, method, data, device))
+                print(f"{method:>8} ({path}) {cfg.steps * cfg.batch_size / seconds[path][-1]:10.1f} images/s",
+                      file=sys.stderr, flush=True)
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        for path in paths:
+            median = statistics.median(seconds[path])
+            ips = cfg.steps * cfg.batch_size / median
             results.append(Measurement(
-                method=method, path=path, images_per_s=ips, ms_per_step=1000 * seconds / cfg.steps,
+                method=method, path=path, images_per_s=ips, ms_per_step=1000 * median / cfg.steps,
                 steps=cfg.steps, batch_size=cfg.batch_size,
                 hours_240_epochs_cifar100=RECIPE_EPOCHS * CIFAR100_TRAIN_IMAGES / ips / 3600,
+                samples_images_per_s=[cfg.steps * cfg.batch_size / t for t in seconds[path]],
             ))
-            print(f"{method:>8} ({path}) {ips:10.1f} images/s", file=sys.stderr, flush=True)
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
     report = {
         "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": {k: v for k, v in vars(cfg).items() if k != "json"} | {"device": str(device),

@@ -93,7 +93,7 @@ def test_benchmark_runs_end_to_end_on_cpu(throughput, tmp_path, capsys):
     report = throughput.main([
         "--device", "cpu", "--teacher", "resnet8", "--student", "resnet8", "--batch_size", "4", "--steps", "1",
         "--warmup", "1", "--methods", "crd+kd", "--num_classes", "5", "--image_size", "16", "--paths", "a,b,c,f",
-        "--num_workers", "0", "--json", str(out),
+        "--num_workers", "0", "--repeats", "2", "--json", str(out),
     ])
     rows = report["results"]
     assert [(r["method"], r["path"]) for r in rows] == [("crd+kd", p) for p in "abcf"]
@@ -101,6 +101,8 @@ def test_benchmark_runs_end_to_end_on_cpu(throughput, tmp_path, capsys):
         assert math.isfinite(r["images_per_s"]) and r["images_per_s"] > 0
         assert r["ms_per_step"] == pytest.approx(1000 * r["batch_size"] / r["images_per_s"])
         assert r["hours_240_epochs_cifar100"] == pytest.approx(240 * 50_000 / r["images_per_s"] / 3600)
+        assert len(r["samples_images_per_s"]) == 2  # the row is the median of the two repeats
+        assert r["images_per_s"] == pytest.approx(1 / (sum(1 / v for v in r["samples_images_per_s"]) / 2))
     assert set(report["ratios"]["crd+kd"]) == {"a/c", "b/c", "f/c"}
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert "| crd+kd | (b) icd-hf plain Trainer" in capsys.readouterr().out
