@@ -70,7 +70,8 @@ def test_saved_folder_holds_auto_map_and_self_contained_code(saved_models):
         assert config["auto_map"]["AutoModelForImageClassification"] == expected_class, name
         assert config["auto_map"]["AutoConfig"].startswith("configuration_"), name
         assert len(config["id2label"]) == 10, name
-        for needed in (f"{module}.py", "modeling_common.py", "modeling_outputs.py", "registry.py"):
+        for needed in (f"{module}.py", "modeling_common.py", "modeling_outputs.py", "registry.py",
+                       "configuration_common.py"):
             assert (directory / needed).is_file(), (name, needed)
         for code in directory.glob("*.py"):
             text = code.read_text()

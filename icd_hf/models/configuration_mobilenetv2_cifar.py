@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from .configuration_common import with_default_num_labels
+
 
 class MobileNetV2CifarConfig(PretrainedConfig):
     r"""Configuration of MobileNetV2 (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
@@ -35,13 +37,7 @@ class MobileNetV2CifarConfig(PretrainedConfig):
         self.width_mult = width_mult
         self.num_channels = num_channels
         self.architecture_name = architecture_name
-        # A default `num_labels` would overwrite the `id2label` of a saved config on reload: only fall back to the
-        # CIFAR-100 head when no label information is given at all.
-        if num_labels is None and kwargs.get("id2label") is None:
-            num_labels = 100
-        if num_labels is not None:
-            kwargs["num_labels"] = num_labels
-        super().__init__(**kwargs)
+        super().__init__(**with_default_num_labels(num_labels, kwargs))
 
 
 __all__ = ["MobileNetV2CifarConfig"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from .configuration_common import with_default_num_labels
+
 
 class TimmBackboneConfig(PretrainedConfig):
     r"""Configuration of ``TimmBackboneForImageClassification``, a ``timm.create_model`` architecture behind the
@@ -43,13 +45,7 @@ class TimmBackboneConfig(PretrainedConfig):
         self.pretrained = pretrained
         self.model_kwargs = model_kwargs
         self.architecture_name = architecture_name if architecture_name is not None else f"timm/{timm_model_name}"
-        # A default `num_labels` would overwrite the `id2label` of a saved config on reload: only fall back to the
-        # CIFAR-100 head when no label information is given at all.
-        if num_labels is None and kwargs.get("id2label") is None:
-            num_labels = 100
-        if num_labels is not None:
-            kwargs["num_labels"] = num_labels
-        super().__init__(**kwargs)
+        super().__init__(**with_default_num_labels(num_labels, kwargs))
 
 
 __all__ = ["TimmBackboneConfig"]

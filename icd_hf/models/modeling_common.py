@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -50,6 +51,26 @@ class ZooPreTrainedModel(PreTrainedModel):
         return_dict = return_dict if return_dict is not None else getattr(self.config, "return_dict", True)
         return out if return_dict is not False else out.to_tuple()
 
+    def _output_from_feature_maps(
+        self,
+        logits: torch.Tensor,
+        pooler_output: torch.Tensor,
+        feature_maps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        labels: torch.Tensor | None,
+        output_hidden_states: bool | None,
+        return_dict: bool | None,
+    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
+        """The model output from ``(map, pre-activation map)`` pairs for the stem and every stage, in order.
+
+        ``hidden_states`` / ``preact_hidden_states`` are the first / second items of the pairs, and only filled
+        when hidden states are asked for; the loss is the cross-entropy against ``labels`` when given.
+        """
+        hidden = preact = None
+        if self._want_hidden_states(output_hidden_states):
+            hidden = tuple(fmap for fmap, _ in feature_maps)
+            preact = tuple(fmap_preact for _, fmap_preact in feature_maps)
+        return self._output(logits, pooler_output, hidden, preact, labels, return_dict)
+
     def _want_hidden_states(self, output_hidden_states: bool | None) -> bool:
         if output_hidden_states is not None:
             return output_hidden_states
@@ -64,6 +85,31 @@ class ZooPreTrainedModel(PreTrainedModel):
             auto_map.update({auto: f"{module}.{type(self).__name__}" for auto in _AUTO_CLASSES})
             self.config.auto_map = auto_map
         super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run blocks that return ``(output, pre-activation)``; return the last block's pair (``(x, x)`` if empty)."""
+    preact = x
+    for block in stage:
+        x, preact = block(x)
+    return x, preact
+
+
+def init_zoo_module(
+    module: nn.Module,
+    *,
+    conv: Callable[[nn.Conv2d], None],
+    linear: Callable[[nn.Linear], None],
+) -> None:
+    """One ``_init_weights`` step of a CIFAR zoo model: ``conv`` for convs, unit BatchNorm, ``linear`` for
+    linear layers; other modules are left alone. The schemes differ between references only in ``conv`` and
+    ``linear``, which the model names next to the reference it follows."""
+    if isinstance(module, nn.Conv2d):
+        conv(module)
+    elif isinstance(module, nn.BatchNorm2d):
+        init_batchnorm(module)
+    elif isinstance(module, nn.Linear):
+        linear(module)
 
 
 def init_batchnorm(module: nn.Module) -> None:
@@ -97,3 +143,15 @@ def init_conv_kaiming_fan_out(module: nn.Conv2d) -> None:
     init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     if module.bias is not None:
         init.zeros_(module.bias)
+
+
+def init_torch_default_zero_bias(module: nn.Linear) -> None:
+    """PyTorch's default weight (:func:`init_torch_default`), then a zero bias (RepDistiller's WRN classifier)."""
+    init_torch_default(module)
+    init.zeros_(module.bias)
+
+
+def init_linear_normal(module: nn.Linear) -> None:
+    """``N(0, 0.01)`` weight and zero bias: the classifier of the VGG and MobileNetV2 references."""
+    init.normal_(module.weight, 0.0, 0.01)
+    init.zeros_(module.bias)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import initialization as init
 
 from .configuration_mobilenetv2_cifar import MobileNetV2CifarConfig
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_conv_kaiming_fan_out
+from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_linear_normal, init_zoo_module
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -91,13 +90,7 @@ class MobileNetV2CifarForImageClassification(ZooPreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: N(0, sqrt(2 / (k*k*out))) convs, unit BN, N(0, 0.01) classifier with zero bias.
-        if isinstance(module, nn.Conv2d):
-            init_conv_kaiming_fan_out(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, 0.0, 0.01)
-            init.zeros_(module.bias)
+        init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_linear_normal)
 
     def forward(
         self,
@@ -114,12 +107,10 @@ class MobileNetV2CifarForImageClassification(ZooPreTrainedModel):
         f4 = self.blocks[6](self.blocks[5](f3))
         # The reference's AvgPool2d(2, ceil_mode=True) on the 2x2 map of a 32-pixel input is a global mean.
         pooled = torch.flatten(self.avgpool(self.conv2(f4)), 1)
-        logits = self.classifier(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3, f4)
-            preact = (f0_pre, f1, f2, f3, f4)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0_pre), (f1, f1), (f2, f2), (f3, f3), (f4, f4))
+        return self._output_from_feature_maps(
+            self.classifier(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 @register_model

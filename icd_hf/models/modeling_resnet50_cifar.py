@@ -11,7 +11,13 @@ from torch import nn
 from transformers import initialization as init
 
 from .configuration_resnet50_cifar import ResNet50CifarConfig
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_conv_kaiming_fan_out, init_torch_default
+from .modeling_common import (
+    ZooPreTrainedModel,
+    init_conv_kaiming_fan_out,
+    init_torch_default,
+    init_zoo_module,
+    run_stage,
+)
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -107,21 +113,9 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear layer; optionally the last BN
         # of each residual branch at zero so every block starts as the identity. The BN itself carries the tag:
         # for remote-code models transformers skips `_init_weights` on modules without parameters of their own.
-        if isinstance(module, nn.Conv2d):
-            init_conv_kaiming_fan_out(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-            if self.config.zero_init_residual and getattr(module, "closes_residual_branch", False):
-                init.zeros_(module.weight)
-        elif isinstance(module, nn.Linear):
-            init_torch_default(module)
-
-    @staticmethod
-    def _run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        preact = x
-        for block in stage:
-            x, preact = block(x)
-        return x, preact
+        init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_torch_default)
+        if self.config.zero_init_residual and getattr(module, "closes_residual_branch", False):
+            init.zeros_(module.weight)
 
     def forward(
         self,
@@ -132,17 +126,15 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
     ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
         f0_pre = self.bn1(self.conv1(pixel_values))
         f0 = F.relu(f0_pre)
-        f1, f1_pre = self._run_stage(self.layer1, f0)
-        f2, f2_pre = self._run_stage(self.layer2, f1)
-        f3, f3_pre = self._run_stage(self.layer3, f2)
-        f4, f4_pre = self._run_stage(self.layer4, f3)
+        f1, f1_pre = run_stage(self.layer1, f0)
+        f2, f2_pre = run_stage(self.layer2, f1)
+        f3, f3_pre = run_stage(self.layer3, f2)
+        f4, f4_pre = run_stage(self.layer4, f3)
         pooled = torch.flatten(self.avgpool(f4), 1)
-        logits = self.linear(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3, f4)
-            preact = (f0_pre, f1_pre, f2_pre, f3_pre, f4_pre)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre), (f4, f4_pre))
+        return self._output_from_feature_maps(
+            self.linear(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 @register_model

@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_resnet_cifar import ResNetCifarConfig
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_conv_kaiming_fan_out, init_torch_default
+from .modeling_common import (
+    ZooPreTrainedModel,
+    init_conv_kaiming_fan_out,
+    init_torch_default,
+    init_zoo_module,
+    run_stage,
+)
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -68,13 +74,6 @@ class ResNetCifarBottleneck(nn.Module):
         return F.relu(preact), preact
 
 
-def _run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    preact = x
-    for block in stage:
-        x, preact = block(x)
-    return x, preact
-
-
 class ResNetCifarForImageClassification(ZooPreTrainedModel):
     """CIFAR ResNet (He et al., CVPR 2016), CRD-benchmark variant: a 3x3 stem and three stages at 32, 16 and 8
     pixels.
@@ -118,12 +117,7 @@ class ResNetCifarForImageClassification(ZooPreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear layer.
-        if isinstance(module, nn.Conv2d):
-            init_conv_kaiming_fan_out(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-        elif isinstance(module, nn.Linear):
-            init_torch_default(module)
+        init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_torch_default)
 
     def forward(
         self,
@@ -134,16 +128,14 @@ class ResNetCifarForImageClassification(ZooPreTrainedModel):
     ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
         f0_pre = self.bn1(self.conv1(pixel_values))
         f0 = self.relu(f0_pre)
-        f1, f1_pre = _run_stage(self.layer1, f0)
-        f2, f2_pre = _run_stage(self.layer2, f1)
-        f3, f3_pre = _run_stage(self.layer3, f2)
+        f1, f1_pre = run_stage(self.layer1, f0)
+        f2, f2_pre = run_stage(self.layer2, f1)
+        f3, f3_pre = run_stage(self.layer3, f2)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
-        logits = self.fc(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3)
-            preact = (f0_pre, f1_pre, f2_pre, f3_pre)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
+        return self._output_from_feature_maps(
+            self.fc(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 def _resnet(

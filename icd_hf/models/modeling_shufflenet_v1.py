@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_shufflenet_v1 import ShuffleNetV1Config
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_torch_default
+from .modeling_common import ZooPreTrainedModel, init_torch_default, init_zoo_module, run_stage
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -99,17 +99,8 @@ class ShuffleNetV1ForImageClassification(ZooPreTrainedModel):
         return nn.Sequential(*layers)
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            init_torch_default(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-
-    @staticmethod
-    def _run_stage(stage: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        preact = x
-        for block in stage:
-            x, preact = block(x)
-        return x, preact
+        # The reference keeps PyTorch's defaults (spelled out: transformers re-initialises every module).
+        init_zoo_module(module, conv=init_torch_default, linear=init_torch_default)
 
     def forward(
         self,
@@ -120,16 +111,14 @@ class ShuffleNetV1ForImageClassification(ZooPreTrainedModel):
     ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
         f0_pre = self.bn1(self.conv1(pixel_values))
         f0 = F.relu(f0_pre)
-        f1, f1_pre = self._run_stage(self.layer1, f0)
-        f2, f2_pre = self._run_stage(self.layer2, f1)
-        f3, f3_pre = self._run_stage(self.layer3, f2)
+        f1, f1_pre = run_stage(self.layer1, f0)
+        f2, f2_pre = run_stage(self.layer2, f1)
+        f3, f3_pre = run_stage(self.layer3, f2)
         pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
-        logits = self.linear(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3)
-            preact = (f0_pre, f1_pre, f2_pre, f3_pre)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
+        return self._output_from_feature_maps(
+            self.linear(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 @register_model

@@ -8,10 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
 
 from .configuration_vgg_cifar import VGG_CIFAR_BLOCKS, VGGCifarConfig
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_conv_kaiming_fan_out
+from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_linear_normal, init_zoo_module
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -58,13 +57,7 @@ class VGGCifarForImageClassification(ZooPreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: He-normal (fan_out) convs with zero bias, unit BN, N(0, 0.01) classifier with zero bias.
-        if isinstance(module, nn.Conv2d):
-            init_conv_kaiming_fan_out(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, 0.0, 0.01)
-            init.zeros_(module.bias)
+        init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_linear_normal)
 
     def forward(
         self,
@@ -86,12 +79,10 @@ class VGGCifarForImageClassification(ZooPreTrainedModel):
         f4_pre = self.block4(self.pool3(f3) if height == 64 else f3)
         f4 = F.relu(f4_pre)
         pooled = torch.flatten(self.pool4(f4), 1)
-        logits = self.classifier(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3, f4)
-            preact = (f0_pre, f1_pre, f2_pre, f3_pre, f4_pre)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre), (f4, f4_pre))
+        return self._output_from_feature_maps(
+            self.classifier(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 def _vgg(name: str, depth: int, num_classes: int, **kwargs) -> VGGCifarForImageClassification:

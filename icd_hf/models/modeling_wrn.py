@@ -8,10 +8,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
 
 from .configuration_wrn import WideResNetConfig
-from .modeling_common import ZooPreTrainedModel, init_batchnorm, init_conv_kaiming_fan_out, init_torch_default
+from .modeling_common import (
+    ZooPreTrainedModel,
+    init_conv_kaiming_fan_out,
+    init_torch_default_zero_bias,
+    init_zoo_module,
+)
 from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
@@ -101,13 +105,7 @@ class WideResNetForImageClassification(ZooPreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear weight with a zero bias.
-        if isinstance(module, nn.Conv2d):
-            init_conv_kaiming_fan_out(module)
-        elif isinstance(module, nn.BatchNorm2d):
-            init_batchnorm(module)
-        elif isinstance(module, nn.Linear):
-            init_torch_default(module)
-            init.zeros_(module.bias)
+        init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_torch_default_zero_bias)
 
     def forward(
         self,
@@ -122,12 +120,10 @@ class WideResNetForImageClassification(ZooPreTrainedModel):
         f3, f2_pre = self.block3(f2)
         f3_pre = self.bn1(f3)
         pooled = torch.flatten(F.adaptive_avg_pool2d(self.relu(f3_pre), 1), 1)
-        logits = self.fc(pooled)
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = (f0, f1, f2, f3)
-            preact = (f0, f1_pre, f2_pre, f3_pre)
-        return self._output(logits, pooled, hidden, preact, labels, return_dict)
+        feature_maps = ((f0, f0), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
+        return self._output_from_feature_maps(
+            self.fc(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
+        )
 
 
 def _wrn(name: str, depth: int, widen_factor: int, num_classes: int, **kwargs) -> WideResNetForImageClassification:
