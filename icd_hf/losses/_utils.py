@@ -1,10 +1,11 @@
-"""Small helpers shared by the loss modules: float32 math under autocast, input checks, the L2-normalised
-linear embedding head, and cross-process gathering for memory banks. This module registers no loss."""
+"""Small helpers shared by the loss modules: float32 math under autocast, input checks, summing per-stage terms,
+the L2-normalised linear embedding head, and cross-process gathering for memory banks. This module registers no
+loss."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -53,6 +54,16 @@ def require_labels(labels: torch.Tensor | None, loss_name: str) -> torch.Tensor:
     if labels is None:
         raise ValueError(f"Loss {loss_name!r} needs the batch `labels`; pass labels=... to its forward.")
     return labels
+
+
+def sum_terms(terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The sum of a loss's terms (per stage, per flow...), keeping the graph."""
+    return torch.stack(list(terms.values())).sum()
+
+
+def loss_with_terms(terms: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A loss's ``forward`` result from its terms: ``"loss"`` is their sum, each term is logged detached."""
+    return {"loss": sum_terms(terms), **{k: v.detach() for k, v in terms.items()}}
 
 
 class LinearEmbed(nn.Module):

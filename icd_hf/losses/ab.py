@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
+from ._utils import float32_math, loss_with_terms, sum_terms
 from .at import check_same_stage_count, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .fitnet import ConvRegressor
@@ -94,7 +94,7 @@ class ABLoss(DistillationLoss):
 
     def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
         """The AB loss trained alone in the initialisation stage (student + connectors)."""
-        return torch.stack(list(self._ab_terms(student, teacher).values())).sum()
+        return sum_terms(self._ab_terms(student, teacher))
 
     def init_parameters(self, student: nn.Module) -> Iterator[nn.Parameter]:
         """The student's and the connectors' parameters (the classifier gets no gradient from AB)."""
@@ -112,6 +112,4 @@ class ABLoss(DistillationLoss):
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         if not self.main_stage:
             return torch.zeros((), device=student.logits.device)
-        terms = self._ab_terms(student, teacher)
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss_with_terms(self._ab_terms(student, teacher))

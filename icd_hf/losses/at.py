@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field
+from ._utils import float32_math, loss_with_terms, require_field
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -153,5 +153,4 @@ class ATLoss(DistillationLoss):
             with float32_math(f_s):
                 f_s, f_t = match_spatial_size(f_s.float(), f_t.float())
                 terms[f"stage{i}"] = (attention_map(f_s, self.p) - attention_map(f_t, self.p)).pow(2).mean()
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss_with_terms(terms)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
+from ._utils import float32_math, loss_with_terms, sum_terms
 from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
@@ -82,7 +82,7 @@ class FSPLoss(DistillationLoss):
 
     def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
         """The FSP loss trained alone in the initialisation stage (student only)."""
-        return torch.stack(list(self._fsp_terms(student, teacher).values())).sum()
+        return sum_terms(self._fsp_terms(student, teacher))
 
     def forward(  # type: ignore[override]
         self,
@@ -95,6 +95,4 @@ class FSPLoss(DistillationLoss):
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         if not self.main_stage:
             return torch.zeros((), device=student.logits.device)
-        terms = self._fsp_terms(student, teacher)
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss_with_terms(self._fsp_terms(student, teacher))

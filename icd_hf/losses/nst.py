@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
+from ._utils import float32_math, loss_with_terms
 from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
@@ -68,5 +68,4 @@ class NSTLoss(DistillationLoss):
         for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "NST", expected=self.num_pairs), start=1):
             with float32_math(f_s):
                 terms[f"stage{i}"] = nst_mmd(*match_spatial_size(f_s.float(), f_t.float()))
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss_with_terms(terms)

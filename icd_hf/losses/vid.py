@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
+from ._utils import float32_math, loss_with_terms
 from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
 from .base import DistillationLoss, FeatureSpec, register_loss
 
@@ -100,5 +100,4 @@ class VIDLoss(DistillationLoss):
     ) -> dict[str, torch.Tensor]:
         pairs = stage_pairs(student, teacher, "VID", expected=self.num_pairs)
         terms = {f"stage{i}": head(f_s, f_t) for i, (head, (f_s, f_t)) in enumerate(zip(self.heads, pairs), start=1)}
-        loss = torch.stack(list(terms.values())).sum()
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return loss_with_terms(terms)
