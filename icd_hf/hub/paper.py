@@ -56,7 +56,7 @@ class PaperResult:
 
 def paper_method_name(method: str) -> str:
     """``icd+kd`` -> ``ICD+KD``: the row label a method has in the paper's tables (components in the run's order)."""
-    return method_display_name(method, kd_last=False)
+    return method_display_name(method, kd_last=True)
 
 
 def find_paper_result(

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, loss_with_terms, sum_terms
-from .at import check_same_stage_count, require_teacher_spec, stage_pairs
+from ._utils import check_same_stage_count, float32_math, loss_with_terms, require_teacher_spec, stage_pairs, sum_terms
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .fitnet import ConvRegressor
 

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
-from .at import hidden_maps, match_spatial_size, require_teacher_spec
+from ._utils import float32_math, hidden_maps, match_spatial_size, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 

@@ -12,8 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, loss_with_terms
-from .at import check_same_stage_count, match_spatial_size, require_teacher_spec, stage_pairs
+from ._utils import (
+    check_same_stage_count,
+    float32_math,
+    loss_with_terms,
+    match_spatial_size,
+    require_teacher_spec,
+    stage_pairs,
+)
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 

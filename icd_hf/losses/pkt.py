@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field
-from .at import require_teacher_spec
+from ._utils import float32_math, require_field, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .sp import check_relational_batch
 

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field
-from .at import require_teacher_spec
+from ._utils import float32_math, require_field, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 from .sp import check_relational_batch
 

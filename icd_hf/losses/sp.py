@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math
-from .at import hidden_maps, require_teacher_spec
+from ._utils import float32_math, hidden_maps, require_teacher_spec
 from .base import DistillationLoss, FeatureSpec, register_loss
 
 
