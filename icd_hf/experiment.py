@@ -181,8 +181,9 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     )
     if cfg.fast_path:
         images, labels = as_uint8_tensor(train_ds, image_size=cfg.image_size)
-        trainer.enable_fast_path(images, labels, info.mean, info.std, padding=4 if cfg.train_augment else 0,
-                                 flip=cfg.train_augment)
+        # Same padding rule as ImageClassificationTransform: a side // 8 border (4 px at 32x32).
+        padding = images.shape[1] // 8 if cfg.train_augment else 0
+        trainer.enable_fast_path(images, labels, info.mean, info.std, padding=padding, flip=cfg.train_augment)
     return Experiment(cfg, method, trainer, info, student, teacher, best)
 
 

@@ -51,6 +51,11 @@ class DistillationTrainingArguments(TrainingArguments):
                   "210). When set it replaces lr_scheduler_type."},
     )
     lr_decay_rate: float = field(default=0.1, metadata={"help": "Factor applied at each lr milestone."})
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={"help": "Gradient clipping (0: none). The CIFAR distillation recipes do not clip, unlike "
+                  "TrainingArguments' default of 1.0."},
+    )
     decay_norm_and_bias: bool = field(
         default=True,
         metadata={"help": "Apply weight decay to BN and bias parameters too, as the CIFAR recipes (plain SGD) "
@@ -170,7 +175,8 @@ class DistillationTrainer(Trainer):
                            "flip": flip}
         self.args.fast_path = True
         self.distiller.teacher_inference_mode = True
-        prepare_for_speed(self.distiller, channels_last=True, compile=self.args.compile_models)
+        # channels_last is left to prepare_for_speed's default: on for CUDA, where NHWC kernels pay off.
+        prepare_for_speed(self.distiller, compile=self.args.compile_models)
 
     def get_train_dataloader(self):
         data = getattr(self, "_fast_data", None)
@@ -193,6 +199,15 @@ class DistillationTrainer(Trainer):
             num_replicas=self.args.world_size,
             rank=self.args.process_index,
         )
+
+    @staticmethod
+    def get_optimizer_cls_and_kwargs(args: TrainingArguments, model: nn.Module | None = None) -> tuple[Any, Any]:
+        optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+        if getattr(args, "fast_path", False) and optimizer_cls is torch.optim.SGD:
+            from .fast import sgd_kwargs
+
+            kwargs = {**kwargs, **sgd_kwargs(args.device)}  # fused (one kernel) SGD where the device has it
+        return optimizer_cls, kwargs
 
     # ---------------------------------------------------------------- loss and logging
     def compute_loss(

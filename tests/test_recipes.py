@@ -169,3 +169,10 @@ def test_icd_hf_console_commands(capsys):
     assert "needs a trained teacher" in capsys.readouterr().err
     assert main(["sweep", "--methods", "kd,nope", "--teacher_checkpoint", "x"]) == 2
     assert "Unknown distillation method component 'nope'" in capsys.readouterr().err
+
+
+def test_fast_path_recipe_runs_end_to_end(tmp_path):
+    results = run_experiment(_tiny_cfg(tmp_path, student="resnet8", method="vanilla", fast_path=True))
+    assert results["config"]["fast_path"] is True
+    assert 0.0 <= results["metrics"]["top1"] <= 100.0
+    assert (tmp_path / "student" / "model.safetensors").is_file()

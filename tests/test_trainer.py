@@ -190,3 +190,45 @@ def test_teacher_stays_in_eval_mode_when_training():
     distiller.train()
     assert distiller.student.training and not distiller.teacher.training
     assert all(not p.requires_grad for p in distiller.teacher.parameters())
+
+
+def test_recipe_defaults_do_not_clip_gradients(tmp_path):
+    # RepDistiller's CIFAR recipe never clips; TrainingArguments would clip at 1.0 by default.
+    assert tiny_args(tmp_path).max_grad_norm == 0.0
+
+
+@pytest.mark.parametrize("method", ["icd+kd", "crd+kd", "fitnet", "vid"])
+def test_fast_path_distiller_gives_the_plain_loss_and_gradients(method, tmp_path):
+    student, teacher = tiny_pair()
+    plain = Distiller(copy.deepcopy(student), copy.deepcopy(teacher), method, num_data=64)
+    fast = copy.deepcopy(plain)
+    fast.teacher_inference_mode = True  # what enable_fast_path switches on
+    batch = next(iter(torch.utils.data.DataLoader(ClassBlobs(), batch_size=16)))
+    outs = []
+    for distiller in (plain, fast):
+        torch.manual_seed(0)  # CRD samples its negatives
+        distiller.train()
+        out = distiller(**batch)
+        out.loss.backward()
+        outs.append((out.loss.detach(), [p.grad.clone() for p in distiller.parameters() if p.grad is not None]))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert len(outs[0][1]) == len(outs[1][1]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
+
+
+def test_fast_path_trainer_trains_from_the_device_loader(tmp_path):
+    from icd_hf.fast import DeviceDataLoader
+
+    data = ClassBlobs()
+    images = ((data.images - data.images.min()) / (data.images.max() - data.images.min()) * 255).to(torch.uint8)
+    student, teacher = tiny_pair()
+    trainer = DistillationTrainer(
+        model=student, teacher=teacher, method="icd+kd", args=tiny_args(tmp_path, fast_path=True), train_dataset=data
+    )
+    trainer.enable_fast_path(images.permute(0, 2, 3, 1), data.labels, (0.5,) * 3, (0.25,) * 3)
+    loader = trainer.get_train_dataloader()
+    assert isinstance(loader, DeviceDataLoader) and len(loader) == 4
+    before = _snapshot(student)
+    assert math.isfinite(trainer.train().training_loss)
+    assert trainer.state.global_step == 3
+    assert any(not torch.equal(v, before[k]) for k, v in student.state_dict().items())

@@ -190,12 +190,16 @@ class CrdLoss(DistillationLoss):
         index = index.reshape(-1).long()
         if index.shape[0] != f_s.shape[0]:
             raise ValueError(f"CRD got {index.shape[0]} indices for a batch of {f_s.shape[0]} samples.")
-        lo, hi = int(index.min()), int(index.max())
-        if lo < 0 or hi >= self.num_data:
-            raise ValueError(
-                f"CRD got dataset index {hi if hi >= self.num_data else lo} outside [0, num_data={self.num_data}): "
-                f"set num_data to the size of the training set."
-            )
+        if index.device.type == "cpu":
+            lo, hi = int(index.min()), int(index.max())
+            if lo < 0 or hi >= self.num_data:
+                raise ValueError(
+                    f"CRD got dataset index {hi if hi >= self.num_data else lo} outside [0, num_data={self.num_data}): "
+                    f"set num_data to the size of the training set."
+                )
+        else:
+            # Reading the indices back would stall the accelerator's queue every step: check asynchronously.
+            torch._assert_async(((index >= 0) & (index < self.num_data)).all(), "CRD index outside [0, num_data)")
         index = index.to(self.memory.memory_student.device)
         with float32_math(f_s):
             v_s = self.embed_student(f_s.float())
