@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Quick start: train a teacher, a vanilla student and an ICD+KD student on a small offline dataset.
 
-    python recipes/quickstart.py [--output_dir runs/quickstart] [--training.num_train_epochs 6]
+    python recipes/quickstart.py [--output_dir runs/quickstart] [--teacher_epochs 15] [--training.num_train_epochs 15]
 
 Runs offline on a CPU in a few minutes (scikit-learn's digits, upscaled to 32x32) and prints the teacher,
 vanilla-student and distilled-student accuracies. Any config field can be overridden as in distill.py.
@@ -21,11 +21,20 @@ def main(argv: list[str]) -> int:
     try:
         overrides = parse_overrides(argv)
         root = Path(overrides.pop("output_dir", "runs/quickstart"))
+        teacher_epochs = int(overrides.pop("teacher_epochs", 15))
         cfg = load_config(overrides.pop("config", CONFIG), overrides)
     except ConfigError as err:
         print(f"quickstart.py: error: {err}", file=sys.stderr)
         return 2
-    teacher_cfg = replace(cfg, student=cfg.teacher, method="vanilla", output_dir=str(root / "teacher"))
+    # The teacher may train for a different number of epochs; its LR steps sit at 2/3 and 5/6 of them.
+    teacher_training = {
+        **cfg.training,
+        "num_train_epochs": teacher_epochs,
+        "lr_milestones": [round(teacher_epochs * 2 / 3), round(teacher_epochs * 5 / 6)],
+    }
+    teacher_cfg = replace(
+        cfg, student=cfg.teacher, method="vanilla", output_dir=str(root / "teacher"), training=teacher_training
+    )
     teacher = run_experiment(teacher_cfg, command="quickstart teacher")
     vanilla_cfg = replace(cfg, method="vanilla", output_dir=str(root / "vanilla"))
     vanilla = run_experiment(vanilla_cfg, command="quickstart vanilla")
