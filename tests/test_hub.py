@@ -529,7 +529,6 @@ def test_dataset_hub_id_sources():
     assert dataset_hub_id({"name": "x", "source": "org/y"}) == "org/y"
 
 
-@pytest.mark.skipif(not default_paper_dir().is_dir(), reason="the examples are rendered with the shared paper tables")
 def test_example_cards_are_up_to_date():
     sys.path.insert(0, str(REPO_ROOT / "model_cards"))
     try:
@@ -537,7 +536,9 @@ def test_example_cards_are_up_to_date():
     finally:
         sys.path.remove(str(REPO_ROOT / "model_cards"))
     examples = sorted(generate_examples.EXAMPLES_DIR.glob("*/README.md"))
-    assert len(examples) == 3
+    assert len(examples) == 2
     assert generate_examples.main(["--check"]) == 0, "run python model_cards/generate_examples.py"
-    card = ModelCard.load(generate_examples.EXAMPLES_DIR / "wrn_40_2__wrn_16_2__icd+kd" / "README.md")
-    assert card.data.eval_results[0].metric_value == 76.06  # the paper's ICD+KD figure, as the example says
+    example = generate_examples.EXAMPLES_DIR / "digits__wrn_16_2__resnet8__icd+kd"
+    card = ModelCard.load(example / "README.md")
+    measured = json.loads((example / "results.json").read_text())["metrics"]["top1"]
+    assert card.data.eval_results[0].metric_value == pytest.approx(measured, abs=1e-4)  # the quick-start run
