@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +61,7 @@ from icd_hf.fast import (  # noqa: E402
     resolve_device,
     synchronize,
 )
+from icd_hf.runs import device_name, git_commit  # noqa: E402
 
 PATHS = {
     "a": "icd-hf fast path (DistillationTrainer, fast_path)",
@@ -299,17 +299,7 @@ RUNNERS: dict[str, Callable[..., float]] = {
 
 # ---------------------------------------------------------------------------------------------- report
 def environment(device: torch.device) -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    name, commit = device_name(device), git_commit()
     return {"device": name, "torch": torch.__version__, "python": platform.python_version(), "git_commit": commit}
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .losses import DistillationLoss, FeatureSpec, build_loss, get_loss_class, probe_feature_spec
+from .losses import FeatureSpec, build_loss, get_loss_class, probe_feature_spec
 from .losses.presets import MethodSpec, resolve_method
 from .models.modeling_outputs import DistillationModelOutput
 
@@ -98,9 +98,6 @@ class Distiller(nn.Module):
         if self.teacher is not None:
             self.teacher.eval()
         return self
-
-    def loss_modules(self) -> dict[str, DistillationLoss]:
-        return dict(self.losses.items())
 
     def no_weight_decay(self) -> set[str]:
         """Full parameter names (as in ``named_parameters()``) the losses exclude from weight decay."""

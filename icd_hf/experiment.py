@@ -10,9 +10,7 @@ import difflib
 import json
 import logging
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -24,12 +22,11 @@ from transformers import PreTrainedModel, TrainerCallback, set_seed
 
 from .config import PAPER_TRAINING, ExperimentConfig
 from .losses.presets import MethodSpec, resolve_method
+from .runs import EXPORT_DIRNAME, RESULTS_NAME, device_name, git_commit
 from .trainer import DistillationTrainer, DistillationTrainingArguments, count_parameters
 
 logger = logging.getLogger(__name__)
 
-EXPORT_DIRNAME = "student"
-RESULTS_NAME = "results.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -98,22 +95,6 @@ def training_arguments(cfg: ExperimentConfig) -> DistillationTrainingArguments:
         values.pop("bf16", None)
         values.pop("fp16", None)
     return DistillationTrainingArguments(**values)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 class _BestAccuracy(TrainerCallback):

@@ -10,8 +10,9 @@ from typing import Any
 
 from .cli_utils import error_message
 from .config import ConfigError, load_config, parse_overrides
-from .experiment import RESULTS_NAME, run_experiment
+from .experiment import run_experiment
 from .losses.presets import resolve_method
+from .runs import RESULTS_NAME
 
 DEFAULT_METHODS = (
     "vanilla,kd,fitnet,at,sp,cc,vid,rkd,pkt,ab,ft,fsp,nst,crd,crd+kd,icd,icd+kd"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -401,7 +400,3 @@ class DistillationTrainer(Trainer):
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, drop_last: bool = False) -> int:
-    per_step = batch_size * world_size
-    return num_samples // per_step if drop_last else math.ceil(num_samples / per_step)

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from icd_hf.config import ConfigError, load_config, parse_overrides
-from icd_hf.experiment import EXPORT_DIRNAME, run_experiment
+from icd_hf.experiment import run_experiment
+from icd_hf.runs import EXPORT_DIRNAME
 
 CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
 

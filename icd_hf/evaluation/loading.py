@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..runs import EXPORT_DIRNAME, RESULTS_NAME
+
 __all__ = ["load_eval_datasets", "load_eval_model", "model_normalization", "resolve_model_dir"]
 
-_RESULTS = "results.json"
-_STUDENT = "student"
 _PROCESSOR = "preprocessor_config.json"
 
 
@@ -22,8 +22,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> str:
     """A run directory (``results.json`` + ``student/``) becomes its ``student/`` folder; anything else (a
     ``save_pretrained`` folder, an exported Hub folder, a Hub id, a zoo name) is returned unchanged."""
     path = Path(name_or_path)
-    if path.is_dir() and not (path / "config.json").is_file() and (path / _STUDENT / "config.json").is_file():
-        return str(path / _STUDENT)
+    if path.is_dir() and not (path / "config.json").is_file() and (path / EXPORT_DIRNAME / "config.json").is_file():
+        return str(path / EXPORT_DIRNAME)
     return os.fspath(name_or_path)
 
 
@@ -47,7 +47,7 @@ def model_normalization(name_or_path: str | os.PathLike[str]) -> tuple[list[floa
         return None
     model_dir = Path(resolve_model_dir(path))
     for folder in dict.fromkeys((path, model_dir, model_dir.parent)):
-        results = folder / _RESULTS
+        results = folder / RESULTS_NAME
         if results.is_file():
             dataset = json.loads(results.read_text()).get("dataset") or {}
             if dataset.get("mean") and dataset.get("std"):

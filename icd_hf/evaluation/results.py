@@ -35,6 +35,7 @@ from ..paper import (
 )
 from ..paper import normalise_name as _normalise
 from ..paper import paper_model_name as model_display_name
+from ..runs import RESULTS_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ METHOD_ORDER = (
     "KD", "FitNet", "AT", "SP", "CC", "VID", "RKD", "PKT", "AB", "FT", "FSP", "NST",
     "CRD", "CRD+KD", "DKD", "ICD", "ICD+KD",
 )
-RESULTS_NAME = "results.json"
 _VANILLA_METHODS = {"vanilla", "ce", "baseline", "teacher"}
 # Spellings (`model_display_name`, `method_display_name`), `default_paper_dir`, `find_paper_table` and the CSV
 # reader are `icd_hf.paper`'s, shared with the model cards; they are re-exported here for this module's users.

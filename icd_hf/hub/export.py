@@ -22,13 +22,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForImageClassification, PreTrainedModel, ViTImageProcessor
 
+from ..runs import EXPORT_DIRNAME, RESULTS_NAME
 from ..version import __version__
 from .card import DEFAULT_LICENSE, LatencyReport, render_model_card
 
 logger = logging.getLogger(__name__)
 
-RESULTS_NAME = "results.json"
-STUDENT_DIRNAME = "student"
 CARD_NAME = "README.md"
 PROCESSOR_NAME = "preprocessor_config.json"
 # results.json of an export carries this extra record: what the card was rendered with, so `icd-hf push` of an
@@ -45,7 +44,7 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(
             f"No {RESULTS_NAME} in {run_dir}: export/push expects a run directory written by recipes/distill.py or "
-            f"recipes/train_teacher.py (it holds {STUDENT_DIRNAME}/ and {RESULTS_NAME}), or a folder written by "
+            f"recipes/train_teacher.py (it holds {EXPORT_DIRNAME}/ and {RESULTS_NAME}), or a folder written by "
             f"`icd-hf export`."
         )
     return json.loads(path.read_text())
@@ -274,9 +273,9 @@ def export_for_hub(
         validate_hub_model_id(hub_model_id)
     results = read_results(run_dir)
     results.pop(EXPORT_RECORD_KEY, None)
-    student_dir = run_dir / STUDENT_DIRNAME
+    student_dir = run_dir / EXPORT_DIRNAME
     if not student_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir} has no {STUDENT_DIRNAME}/ folder with the trained weights to export.")
+        raise FileNotFoundError(f"{run_dir} has no {EXPORT_DIRNAME}/ folder with the trained weights to export.")
     _check_student_dir(student_dir)
     resolved_out = out_dir.resolve()
     if resolved_out in (run_dir.resolve(), student_dir.resolve()) or run_dir.resolve().is_relative_to(resolved_out):
