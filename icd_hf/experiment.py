@@ -91,10 +91,27 @@ def load_teacher(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel | N
 def training_arguments(cfg: ExperimentConfig) -> DistillationTrainingArguments:
     values: dict[str, Any] = {**PAPER_TRAINING, **cfg.training}
     values["output_dir"] = cfg.output_dir
-    if not torch.cuda.is_available():
+    if cfg.fast_path:
+        _choose_fast_path_precision(values)
+    elif not torch.cuda.is_available():
         values.pop("bf16", None)
         values.pop("fp16", None)
     return DistillationTrainingArguments(**values)
+
+
+def _choose_fast_path_precision(values: dict[str, Any]) -> None:
+    """Set ``bf16`` (and ``use_cpu`` for bf16 on a CPU) in ``values`` as the device supports; log the choice."""
+    from .fast import choose_fast_path_precision
+
+    on_cpu = bool(values.get("use_cpu")) or not torch.cuda.is_available()
+    requested = values.get("bf16")
+    choice = choose_fast_path_precision("cpu" if on_cpu else "cuda", None if requested is None else bool(requested))
+    values["bf16"] = choice.bf16
+    if on_cpu:
+        values.pop("fp16", None)
+        # transformers accepts bf16 without a GPU only with use_cpu; accelerate then autocasts on the CPU.
+        values["use_cpu"] = True
+    logger.info("fast path: %s", choice.describe())
 
 
 class _BestAccuracy(TrainerCallback):

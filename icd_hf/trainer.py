@@ -71,7 +71,8 @@ class DistillationTrainingArguments(TrainingArguments):
     fast_path: bool = field(
         default=False,
         metadata={"help": "Keep the training split on the device as uint8 and augment there (icd_hf.fast), "
-                  "channels_last models, teacher in inference mode; with compile_models, torch.compile."},
+                  "teacher in inference mode; bf16 autocast + channels_last where the device has native bf16 "
+                  "(CUDA, or a CPU with AMX-BF16/AVX512-BF16); with compile_models, torch.compile."},
     )
     compile_models: bool = field(
         default=False, metadata={"help": "Fast path: torch.compile the student and the teacher (not the losses)."}
@@ -168,14 +169,15 @@ class DistillationTrainer(Trainer):
         ``images``/``labels`` are the whole training split (``icd_hf.data.as_uint8_tensor``); augmentation
         (pad-``padding`` random crop + flip) and normalisation happen on the device, per batch.
         """
-        from .fast import prepare_for_speed
+        from .fast import channels_last_pays, prepare_for_speed
 
+        # bf16 (args.bf16, chosen by choose_fast_path_precision) makes NHWC pay on CPUs as well as on CUDA.
+        channels_last = channels_last_pays(self.args.device, bool(self.args.bf16))
         self._fast_data = {"images": images, "labels": labels, "mean": mean, "std": std, "padding": padding,
-                           "flip": flip}
+                           "flip": flip, "channels_last": channels_last}
         self.args.fast_path = True
         self.distiller.teacher_inference_mode = True
-        # channels_last is left to prepare_for_speed's default: on for CUDA, where NHWC kernels pay off.
-        prepare_for_speed(self.distiller, compile=self.args.compile_models)
+        prepare_for_speed(self.distiller, channels_last=channels_last, compile=self.args.compile_models)
 
     def get_train_dataloader(self):
         data = getattr(self, "_fast_data", None)
@@ -192,6 +194,7 @@ class DistillationTrainer(Trainer):
             std=data["std"],
             padding=data["padding"],
             flip=data["flip"],
+            channels_last=data["channels_last"],
             device=self.args.device,
             seed=self.args.seed,
             drop_last=self.args.dataloader_drop_last,

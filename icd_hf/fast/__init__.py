@@ -2,7 +2,8 @@
 
 ``DeviceDataLoader`` replaces the CPU ``DataLoader`` + collator for image classification splits that fit in
 device memory (CIFAR, Tiny ImageNet); ``prepare_for_speed`` and ``build_sgd``/``sgd_kwargs`` set up the model
-and optimiser. Every piece is device-agnostic and tested on the CPU; the speed-up is on GPUs.
+and optimiser. Every piece is device-agnostic and tested on the CPU; the speed-up is on GPUs and on CPUs with
+native bf16 (AMX-BF16 / AVX512-BF16), where ``choose_fast_path_precision`` turns on bf16 autocast and channels_last.
 """
 
 from .augment import (
@@ -14,10 +15,14 @@ from .augment import (
 )
 from .loader import DeviceDataLoader
 from .speed import (
+    FastPathPrecision,
     autocast_context,
     bf16_supported,
     build_sgd,
+    channels_last_pays,
+    choose_fast_path_precision,
     configure_cuda_backends,
+    cpu_bf16_instructions,
     fused_sgd_available,
     is_compiled,
     prepare_for_speed,
@@ -28,10 +33,14 @@ from .speed import (
 
 __all__ = [
     "DeviceDataLoader",
+    "FastPathPrecision",
     "autocast_context",
     "bf16_supported",
     "build_sgd",
+    "channels_last_pays",
+    "choose_fast_path_precision",
     "configure_cuda_backends",
+    "cpu_bf16_instructions",
     "crop_flip_gather",
     "fused_sgd_available",
     "gpu_random_crop_flip",

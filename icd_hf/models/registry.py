@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 
 ModelFactory = Callable[..., PreTrainedModel]
@@ -123,7 +124,8 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
         name_or_path: ``create_model`` name, a ``save_pretrained`` directory, or a Hub repository id.
         num_classes: expected number of classes. For a name, the head size (default 100); for a checkpoint, a
             check against its ``config.num_labels``.
-        **kwargs: passed to ``create_model`` (names) or ``AutoModelForImageClassification.from_pretrained``.
+        **kwargs: passed to ``create_model`` (names) or ``AutoModelForImageClassification.from_pretrained``
+            (``dtype`` defaults to float32 there, whatever dtype the weights are stored in).
 
     Raises:
         ValueError: the checkpoint's number of classes differs from ``num_classes``.
@@ -137,6 +139,9 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
                 f"load_model() does not take {forbidden!r}: changing the label space of a checkpoint would "
                 f"re-initialise its classifier. Pass num_classes=<n> to check it, or build a fresh model instead."
             )
+    # Training keeps float32 master weights: a checkpoint stored in fp16/bf16 (the published teachers are fp16 to
+    # halve their size) is upcast on load, where transformers would keep the stored dtype. dtype=... overrides.
+    kwargs.setdefault("dtype", torch.float32)
     config_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "trust_remote_code") if k in kwargs}
     config = AutoConfig.from_pretrained(name, **config_kwargs)
     if num_classes is not None and config.num_labels != num_classes:
