@@ -98,13 +98,14 @@ def _configure_push(parser: argparse.ArgumentParser) -> Runner:
 def _run_recipe(argv: list[str], prog: str, force_method: str | None = None) -> int:
     from .cli_utils import run_from_argv
 
-    return run_from_argv(argv, prog=prog, force_method=force_method)
+    text = _RECIPES[prog.split()[-1]][0]
+    return run_from_argv(argv, prog=prog, force_method=force_method, description=text[0].upper() + text[1:] + ".")
 
 
 def _run_sweep(argv: list[str]) -> int:
     from .sweep import sweep_from_argv
 
-    return sweep_from_argv(argv)
+    return sweep_from_argv(argv, prog="icd-hf sweep")
 
 
 # Config-driven commands take `--config FILE` plus free-form `--field value` overrides, which argparse cannot
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, _) in _RECIPES.items():
+        # Only listed here: `icd-hf NAME --help` is answered by the recipe itself, with every config field.
         subparsers.add_parser(name, help=help_text, description=f"{help_text}; takes --config FILE --field value ...")
     for name, (help_text, configure) in _SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``icd-hf`` console script. Exit codes: 0 done, 1 failed, 2 bad arguments/input."""
+    from .cli_utils import configure_logging
     from .hub import HubPublishError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -140,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return _RECIPES[argv[0]][1](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.run(args)
     except HubPublishError as err:

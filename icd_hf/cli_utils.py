@@ -1,15 +1,26 @@
-"""Shared command-line entry of the recipes: ``--config FILE`` plus ``--field value`` overrides."""
+"""Shared command-line entry of the recipes: ``--config FILE`` plus typed ``--field value`` overrides.
+
+Library code never touches the root logger: the command lines attach one handler to the ``icd_hf`` logger
+(``configure_logging``), so other libraries' records (the Hub client's retries...) are printed once, by their own
+handlers. Under ``accelerate launch`` / ``torchrun`` only the main process prints the error line and the final
+JSON, so N processes do not print N copies.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import sys
+from collections.abc import Mapping
+from typing import Any
 
-from .config import ConfigError, load_config, parse_overrides
+from .config import ConfigError, config_help, load_config, parse_overrides
 
 # Bad names, paths, shapes or values in a config: reported as one line, exit status 2.
 BAD_INPUT_ERRORS = (ConfigError, KeyError, ValueError, TypeError, FileNotFoundError, ConnectionError, OSError)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def error_message(err: BaseException) -> str:
@@ -17,13 +28,73 @@ def error_message(err: BaseException) -> str:
     return err.args[0] if isinstance(err, KeyError) and err.args else str(err)
 
 
-def run_from_argv(argv: list[str], prog: str, force_method: str | None = None) -> int:
+def is_main_process() -> bool:
+    """Rank 0 (or no launcher): the environment says so before any process group exists."""
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Show icd-hf's own INFO records (what a run resumes from, fast-path choices) on stderr, once.
+
+    A handler on the ``icd_hf`` logger, not ``logging.basicConfig``: a root handler would print every other
+    library's records a second time next to their own handlers.
+    """
+    package_logger = logging.getLogger("icd_hf")
+    package_logger.setLevel(level)
+    if not any(getattr(h, "_icd_hf", False) for h in package_logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._icd_hf = True  # type: ignore[attr-defined]
+        package_logger.addHandler(handler)
+
+
+def report_error(prog: str, err: BaseException | str) -> None:
+    """Print ``prog: error: message`` on stderr, from the main process only, as the last thing written."""
+    if is_main_process():
+        sys.stdout.flush()
+        message = error_message(err) if isinstance(err, BaseException) else err
+        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def _config_arg(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def wants_help(argv: list[str]) -> bool:
+    """``-h``/``--help`` anywhere, or no arguments at all."""
+    return not argv or any(a in {"-h", "--help"} for a in argv)
+
+
+def print_help(
+    prog: str, argv: list[str], extra: Mapping[str, tuple[Any, Any, str]] | None = None, description: str | None = None
+) -> None:
+    """Every field with its type, default (from ``--config`` when given) and help, after the script's docstring."""
+    if description is None and prog.endswith(".py"):
+        description = getattr(sys.modules.get("__main__"), "__doc__", None)
+    print(config_help(prog, description=description, config_path=_config_arg(argv), extra=extra))
+
+
+def command_line(prog: str, argv: list[str]) -> str:
+    """The command as typed, for the record and the model card: ``python recipes/distill.py --config ...``
+    (``accelerate launch ...`` under a launcher), or ``icd-hf distill ...`` for the console script."""
+    if prog.endswith(".py") and sys.argv and sys.argv[0].endswith(".py"):
+        script = os.path.relpath(sys.argv[0]) if os.path.isabs(sys.argv[0]) else sys.argv[0]
+        launcher = "accelerate launch" if "ACCELERATE_MIXED_PRECISION" in os.environ else "python"
+        return shlex.join([*launcher.split(), script, *argv])
+    return shlex.join([*prog.split(), *argv])
+
+
+def run_from_argv(argv: list[str], prog: str, force_method: str | None = None, description: str | None = None) -> int:
     """Parse ``argv``, run the experiment, print the headline metrics. Returns a process exit code."""
-    if not argv or argv[0] in {"-h", "--help"}:
-        module = sys.modules.get("__main__")
-        print((module.__doc__ if module else None) or f"usage: {prog} --config FILE [--field value ...]")
+    if wants_help(argv):
+        print_help(prog, argv, description=description)
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         overrides = parse_overrides(argv)
         if force_method is not None:
@@ -36,10 +107,11 @@ def run_from_argv(argv: list[str], prog: str, force_method: str | None = None) -
         # Everything that can be wrong with the inputs fails here, before the first training step.
         experiment = prepare_experiment(cfg)
     except BAD_INPUT_ERRORS as err:
-        print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
+        report_error(prog, err)
         return 2
     from .experiment import execute_experiment
 
-    results = execute_experiment(experiment, command=" ".join([prog, *argv]))
-    print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **results["metrics"]}, indent=2))
+    results = execute_experiment(experiment, command=command_line(prog, argv))
+    if experiment.trainer.is_world_process_zero():
+        print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **results["metrics"]}, indent=2))
     return 0

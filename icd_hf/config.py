@@ -1,70 +1,106 @@
-"""Experiment configs: one YAML per experiment, any field overridable from the command line.
+"""Experiment configs: one YAML per experiment, any field overridable from the command line, every value typed.
 
 A config is a flat mapping of the ``ExperimentConfig`` fields plus a ``training:`` mapping of
 ``DistillationTrainingArguments`` fields. On the command line, ``--student resnet8`` or
-``--training.learning_rate 0.01`` override a field (values are parsed as YAML: ``--training.lr_milestones
-[150,180,210]``). Unknown fields are errors that list the valid ones, so a typo never trains the wrong thing.
+``--training.learning_rate 1e-3`` override a field. Every value - from the YAML file, the command line or
+Python - is converted and checked against the field's declared type (``1e-3`` and YAML's ``5e-4`` become
+floats, ``--max_train_samples abc`` is an error naming the field), and out-of-range values (a batch size of 0)
+are refused, all before anything is loaded. Unknown fields are errors that suggest the closest valid name, so a
+typo never trains the wrong thing. ``--help`` lists every field with its type, default and help: the
+help comes from the dataclasses' ``metadata["help"]``, as ``transformers.HfArgumentParser`` reads it.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
+import enum
+import functools
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
+
+from .runs import default_output_dir
 
 
 class ConfigError(ValueError):
     """A config file or override that cannot describe a valid experiment."""
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass
 class ExperimentConfig:
-    """One distillation (or teacher-training) experiment.
+    """One distillation (or teacher-training) experiment. Each field's ``metadata["help"]`` documents it."""
 
-    Attributes:
-        student: zoo name (``wrn_16_2``), ``timm/<name>``, or a directory/Hub id to start from.
-        teacher: zoo name of the teacher architecture (for records and cards); ``None`` for teacher training.
-        teacher_checkpoint: directory or Hub id with the trained teacher's weights (``save_pretrained``
-            layout, e.g. a ``train_teacher.py`` run's ``student/`` folder). Required by every method but
-            ``vanilla``.
-        method: ``vanilla``, ``kd``, ``icd``, ``icd+kd``, ``crd+kd``... (see ``icd_hf.losses.presets``).
-        loss_overrides: per-term weights/hyper-parameters, e.g. ``{icd: {invariance_weight: 0.3}}``.
-        dataset: ``cifar100``, ``digits``, ``stl10``, ``tiny-imagenet``, a Hub id or a local path.
-        data_dir: local copy of the dataset (the original CIFAR pickles, an image folder, ``save_to_disk``).
-        image_size: resize inputs to this side (``None``: the dataset's native size).
-        train_augment: random crop + flip on the training set.
-        max_train_samples / max_eval_samples: truncate the splits (smoke tests).
-        output_dir: where checkpoints, the exported student and ``results.json`` go.
-        resume: ``auto`` (latest complete checkpoint in ``output_dir`` if any), a checkpoint path, or ``None``.
-        fast_path: keep the dataset on the accelerator as uint8 and augment there (see ``icd_hf.fast``).
-        push_to_hub / hub_model_id / hub_private: publish the student at the end (``icd_hf.hub``).
-        baselines: known accuracies for the model card (``vanilla_top1``, ``kd_top1``).
-        training: ``DistillationTrainingArguments`` fields.
-    """
-
-    student: str = "wrn_16_2"
-    teacher: str | None = None
-    teacher_checkpoint: str | None = None
-    method: str = "icd+kd"
-    loss_overrides: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "cifar100"
-    data_dir: str | None = None
-    image_size: int | None = None
-    train_augment: bool = True
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    output_dir: str = "runs/experiment"
-    resume: str | None = "auto"
-    fast_path: bool = False
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    hub_private: bool = False
-    baselines: dict[str, float] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
+    student: str = field(default="wrn_16_2", metadata=_help(
+        "Zoo name (wrn_16_2), timm/<name>, or a directory/Hub id to start from."))
+    teacher: str | None = field(default=None, metadata=_help(
+        "Zoo name of the teacher architecture (checked against the checkpoint; used for records and cards); "
+        "null for teacher training."))
+    teacher_checkpoint: str | None = field(default=None, metadata=_help(
+        "Directory or Hub id (org/name) with the trained teacher's weights (save_pretrained layout, e.g. a "
+        "train_teacher.py run's student/ folder). Required by every method but vanilla."))
+    method: str = field(default="icd+kd", metadata=_help(
+        "vanilla, kd, icd, icd+kd, crd+kd, ... (a loss name, name+kd, or vanilla; see icd_hf.losses.presets)."))
+    loss_overrides: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "Per-term weights/hyper-parameters as a YAML mapping, e.g. '{icd: {invariance_weight: 0.3}}'."))
+    dataset: str = field(default="cifar100", metadata=_help(
+        "cifar100, digits, stl10, tiny-imagenet, a Hub dataset id or a local path."))
+    data_dir: str | None = field(default=None, metadata=_help(
+        "Local copy of the dataset (the original CIFAR pickles, an image folder, a save_to_disk folder)."))
+    image_size: int | None = field(default=None, metadata=_help(
+        "Resize inputs to this side (null: the dataset's native size)."))
+    image_column: str | None = field(default=None, metadata=_help(
+        "Dataset column holding the images (null: detected, the first datasets.Image() column)."))
+    label_column: str | None = field(default=None, metadata=_help(
+        "Dataset column holding the labels (null: detected: fine_label, label, labels, or a ClassLabel column)."))
+    validation_split: str | None = field(default=None, metadata=_help(
+        "Split to evaluate on (null: test, else validation/valid/val/eval, whichever the dataset has)."))
+    validation_size: float | None = field(default=0.1, metadata=_help(
+        "When the dataset has no evaluation split, split this fraction (or number of rows) off train, with a "
+        "fixed seed so a teacher and its students share it; null: such a dataset is an error."))
+    ignore_mismatched_sizes: bool = field(default=False, metadata=_help(
+        "Give a student checkpoint with another number of classes a new head (fine-tuning a pretrained model, "
+        "e.g. train_teacher.py from microsoft/resnet-50). Never for the teacher."))
+    teacher_image_size: int | None = field(default=None, metadata=_help(
+        "Input side of the teacher (null: its image processor's, else the batch's); each model gets the same "
+        "augmented batch resized and renormalised to what it expects."))
+    student_image_size: int | None = field(default=None, metadata=_help(
+        "Input side of the student (null: its image processor's, else the batch's)."))
+    train_augment: bool = field(default=True, metadata=_help("Random crop + horizontal flip on the training set."))
+    max_train_samples: int | None = field(default=None, metadata=_help(
+        "Keep only the first N training images (smoke runs)."))
+    max_eval_samples: int | None = field(default=None, metadata=_help(
+        "Keep only the first N evaluation images (smoke runs)."))
+    output_dir: str | None = field(default=None, metadata=_help(
+        "Run folder (checkpoints, student/, results.json). Default: runs/<teacher>__<student>/<method>[-<tag>], "
+        "or runs/teachers/<student>[-<tag>] for a teacher, so that different runs never share a folder."))
+    tag: str | None = field(default=None, metadata=_help(
+        "Suffix of the default output_dir (runs/<pair>/<method>-<tag>), to keep variants of one method apart."))
+    resume: str | None = field(default="auto", metadata=_help(
+        "auto (the latest complete checkpoint of output_dir, if it belongs to this same run), never, or a "
+        "checkpoint path."))
+    overwrite_output_dir: bool = field(default=False, metadata=_help(
+        "Delete the run already in output_dir (checkpoints, student/, results.json) before training."))
+    fast_path: bool = field(default=False, metadata=_help(
+        "Keep the dataset on the accelerator as uint8 and augment there (see icd_hf.fast)."))
+    push_to_hub: bool = field(default=False, metadata=_help("Publish the student at the end (icd_hf.hub)."))
+    hub_model_id: str | None = field(default=None, metadata=_help("org/name of the model repository to push to."))
+    hub_private: bool = field(default=False, metadata=_help("Create the Hub repository private."))
+    baselines: dict[str, float] = field(default_factory=dict, metadata=_help(
+        "Known accuracies for the model card, e.g. '{vanilla_top1: 73.3, kd_top1: 74.9}'."))
+    training: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "DistillationTrainingArguments fields (transformers.TrainingArguments plus the recipe's); on the command "
+        "line --training.<field> VALUE."))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,32 +127,331 @@ PAPER_TRAINING = {
 }
 
 
-def _parse_value(text: str) -> Any:
+# ------------------------------------------------------------------------------------------------ types
+
+@functools.cache
+def experiment_hints() -> dict[str, Any]:
+    """Declared types of the ``ExperimentConfig`` fields."""
+    return typing.get_type_hints(ExperimentConfig)
+
+
+@functools.cache
+def training_fields() -> dict[str, dataclasses.Field]:
+    """The settable ``DistillationTrainingArguments`` fields by name."""
+    from .trainer import DistillationTrainingArguments
+
+    return {f.name: f for f in dataclasses.fields(DistillationTrainingArguments) if f.init}
+
+
+@functools.cache
+def training_hints() -> dict[str, Any]:
+    """Declared types of the ``DistillationTrainingArguments`` fields."""
+    from .trainer import DistillationTrainingArguments
+
+    return typing.get_type_hints(DistillationTrainingArguments)
+
+
+def training_defaults() -> dict[str, Any]:
+    """Each training field's default (what an unset field means)."""
+    out = {}
+    for name, f in training_fields().items():
+        if f.default is not dataclasses.MISSING:
+            out[name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[name] = f.default_factory()
+    return out
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType)
+
+
+def _members(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if _is_union(hint) else (hint,)
+
+
+def _accepts_none(hint: Any) -> bool:
+    return hint is Any or type(None) in _members(hint)
+
+
+def _is_enum(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, enum.Enum)
+
+
+def _is_list(hint: Any) -> bool:
+    return hint is list or typing.get_origin(hint) is list
+
+
+def _is_dict(hint: Any) -> bool:
+    return hint is dict or typing.get_origin(hint) is dict
+
+
+def accepts_bool(hint: Any) -> bool:
+    """Whether a bare ``--flag`` (meaning ``true``) makes sense for the type."""
+    return any(m is bool or (typing.get_origin(m) is Literal and any(isinstance(a, bool) for a in
+                                                                      typing.get_args(m))) for m in _members(hint))
+
+
+def accepts_list(hint: Any) -> bool:
+    """Whether several command-line words after the flag make one value (``--lr_milestones 150 180 210``)."""
+    return any(_is_list(m) for m in _members(hint))
+
+
+def type_name(hint: Any) -> str:
+    """A short human name of a declared type: ``float``, ``int or null``, ``list[float]``, ``{no,steps,epoch}``."""
+    if hint is Any:
+        return "any"
+    if _is_union(hint):
+        names = [type_name(m) for m in _members(hint) if m is not type(None)]
+        return " or ".join(dict.fromkeys(names)) + (" or null" if _accepts_none(hint) else "")
+    if _is_enum(hint):
+        return "{" + ",".join(str(m.value) for m in hint) + "}"
+    if typing.get_origin(hint) is Literal:
+        return "{" + ",".join(str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(hint)) + "}"
+    if _is_list(hint):
+        args = typing.get_args(hint)
+        return f"list[{type_name(args[0])}]" if args else "list"
+    if _is_dict(hint):
+        return "mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+_TRUE = {"true", "yes", "y", "on", "1"}
+_FALSE = {"false", "no", "n", "off", "0"}
+
+
+class _Mismatch(Exception):
+    """A value does not fit one member of a declared type (internal: the caller tries the next member)."""
+
+
+def _yaml(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    except yaml.YAMLError as err:
+        raise _Mismatch(f"not valid YAML ({str(err).splitlines()[0]})") from None
 
 
-def parse_overrides(argv: list[str]) -> dict[str, Any]:
-    """``["--a", "1", "--training.b=2", "--flag"]`` -> ``{"a": 1, "training.b": 2, "flag": True}``."""
+def _coerce_one(value: Any, hint: Any) -> Any:
+    """Convert ``value`` to the single (non-union) type ``hint`` or raise ``_Mismatch``."""
+    if hint is Any or hint is object:
+        return _yaml(value) if isinstance(value, str) else value
+    if hint is type(None):
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"null", "~"}):
+            return None
+        raise _Mismatch
+    if _is_enum(hint):
+        if isinstance(value, hint):
+            return value.value
+        choices = [m.value for m in hint]
+        if isinstance(value, bool) and ("no" in choices or "yes" in choices):
+            value = "yes" if value else "no"  # YAML reads an unquoted `no` as false
+        if isinstance(value, str) and value in choices:
+            return value
+        raise _Mismatch
+    if typing.get_origin(hint) is Literal:
+        for choice in typing.get_args(hint):
+            if value == choice and type(value) is type(choice):
+                return choice
+            if isinstance(value, str) and isinstance(choice, bool) and value.strip().lower() in (
+                    _TRUE if choice else _FALSE):
+                return choice
+            if isinstance(value, str) and not isinstance(choice, bool) and value == str(choice):
+                return choice
+        raise _Mismatch
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise _Mismatch
+    if hint is int:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise _Mismatch from None
+                if number.is_integer():
+                    return int(number)
+        raise _Mismatch
+    if hint is float:
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _Mismatch
+    if _is_list(hint):
+        args = typing.get_args(hint)
+        if isinstance(value, str):
+            text = value.strip()
+            value = _yaml(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()] \
+                if "," in text else [text]
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise _Mismatch
+        return [coerce(v, args[0], "an item") for v in value] if args else value
+    if _is_dict(hint):
+        if isinstance(value, str):
+            value = _yaml(value) if value.strip() else {}
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise _Mismatch
+        args = typing.get_args(hint)
+        if len(args) == 2:
+            return {coerce(k, args[0], "a key"): coerce(v, args[1], f"key {k!r}") for k, v in value.items()}
+        return dict(value)
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value
+    raise _Mismatch
+
+
+def _member_order(hint: Any) -> int:
+    # Most specific first: a string that spells a choice, a bool or a number is that, not free text.
+    if _is_enum(hint) or typing.get_origin(hint) is Literal:
+        return 0
+    # A single word for `str | list[str]` stays a string; several words make the list.
+    return {bool: 1, int: 2, float: 3, str: 5}.get(hint, 6 if _is_list(hint) else 4)
+
+
+def coerce(value: Any, hint: Any, name: str) -> Any:
+    """``value`` (YAML-typed, a command-line string, or a Python object) as the declared type ``hint``.
+
+    Raises:
+        ConfigError: naming the field, the type it takes and the value given.
+    """
+    members = [m for m in _members(hint) if m is not type(None)]
+    if value is None:
+        if _accepts_none(hint):
+            return None
+        raise ConfigError(f"{name} takes {type_name(hint)}, not null.")
+    if isinstance(value, str) and _accepts_none(hint) and value.strip().lower() in {"null", "~"}:
+        return None
+    detail = ""
+    for member in sorted(members, key=_member_order):
+        try:
+            return _coerce_one(value, member)
+        except _Mismatch as err:
+            detail = detail or (f" ({err.args[0]})" if err.args else "")
+    if isinstance(value, str) and _accepts_none(hint) and value.strip().lower() == "none":
+        return None
+    raise ConfigError(f"{name} takes {type_name(hint)}, got {value!r}{detail}.")
+
+
+# ------------------------------------------------------------------------------------------------ fields
+
+def _close(name: str, choices: list[str]) -> list[str]:
+    return difflib.get_close_matches(name, choices, n=3)
+
+
+def field_hint(key: str, extra: Mapping[str, Any] | None = None) -> Any:
+    """The declared type of a dotted config key (``method``, ``training.learning_rate``, ``loss_overrides.icd``).
+
+    Raises:
+        ConfigError: an unknown field, with the closest valid names.
+    """
+    extra = dict(extra or {})
+    head, _, rest = key.partition(".")
+    if not rest:
+        if key in extra:
+            return extra[key]
+        if key == "config":
+            return str
+        if key in _FIELDS:
+            return experiment_hints()[key]
+        valid = sorted({*_FIELDS, *extra, "config"})
+        close = _close(key, valid)
+        raise ConfigError(
+            f"Unknown config field {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f". Valid fields: {', '.join(valid)}; training fields as training.<name> (see --help)."
+        )
+    if head == "training":
+        name, _, deeper = rest.partition(".")
+        hints = training_hints()
+        if name not in training_fields():
+            close = _close(name, sorted(training_fields()))
+            raise ConfigError(
+                f"Unknown training field(s) {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + ": `training:` takes DistillationTrainingArguments fields (transformers.TrainingArguments plus "
+                "lr_milestones, lr_decay_rate, init_epochs...); --help lists them."
+            )
+        return Any if deeper else hints[name]
+    if head in _FIELDS and _is_dict(experiment_hints()[head]):
+        args = typing.get_args(experiment_hints()[head])
+        return args[1] if len(args) == 2 and "." not in rest else Any
+    # An unknown head raises here; a known scalar one is refused by ``_check_dotted``.
+    return field_hint(head, extra)
+
+
+def _check_dotted(key: str) -> None:
+    head, _, rest = key.partition(".")
+    if rest and head in _FIELDS and not _is_dict(experiment_hints()[head]):
+        raise ConfigError(f"{head!r} is not a mapping, so {key!r} cannot be set; use --{head} VALUE.")
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+def parse_overrides(argv: list[str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Command-line overrides, each converted to its field's type.
+
+    ``["--method", "crd+kd", "--training.lr_milestones", "150", "180", "--fast_path"]`` ->
+    ``{"method": "crd+kd", "training.lr_milestones": [150.0, 180.0], "fast_path": True}``. ``--field=value``
+    works too; a bare ``--flag`` is ``true`` for boolean fields only; lists take several words or a YAML list
+    (``[150,180]``); mappings a YAML mapping. ``extra`` declares a recipe's own options (``{"methods": str}``).
+
+    Raises:
+        ConfigError: an unknown field, a missing or unconvertible value, or a stray word.
+    """
     out: dict[str, Any] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if not arg.startswith("--"):
+        if not arg.startswith("--") or arg == "--":
             raise ConfigError(f"Unexpected argument {arg!r}: overrides look like --field value or --field=value.")
-        key = arg[2:]
-        if "=" in key:
-            key, value = key.split("=", 1)
-            out[key] = _parse_value(value)
-            i += 1
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            out[key] = _parse_value(argv[i + 1])
-            i += 2
-        else:
-            out[key] = True
-            i += 1
+        key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        hint = field_hint(key, extra)
+        _check_dotted(key)
+        i += 1
+        if not eq:
+            words = []
+            while i < len(argv) and not argv[i].startswith("--"):
+                words.append(argv[i])
+                i += 1
+            if len(words) > 1 and not accepts_list(hint):
+                raise ConfigError(
+                    f"--{key} takes one value ({type_name(hint)}) but got {len(words)}: {' '.join(words)!r} "
+                    f"(quote a value that has spaces)."
+                )
+            if not words:
+                if not accepts_bool(hint):
+                    raise ConfigError(f"--{key} needs a value ({type_name(hint)}), e.g. --{key} VALUE.")
+                value = "true"
+            else:
+                value = words if len(words) > 1 else words[0]
+        out[key] = coerce(value, hint, f"--{key}")
     return out
 
 
@@ -130,44 +465,99 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """Read a YAML config (``_base_: other.yaml`` inherits), apply ``overrides`` and validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = read_config_file(Path(path))
     for key, value in (overrides or {}).items():
         key = key.replace("-", "_")
         if key == "config":
+            continue
+        field_hint(key)
+        _check_dotted(key)
+        if key == "training" and isinstance(value, Mapping):
+            data["training"] = {**(data.get("training") or {}), **value}
             continue
         _set_dotted(data, key, value)
     return config_from_dict(data)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The raw mapping of a YAML config, its ``_base_`` chain merged (``training:`` merged key by key)."""
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist (see recipes/configs/ for the shipped ones).")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
-    base = data.pop("_base_", None)
-    if base is not None:
-        merged = _read_yaml(path.parent / base)
-        training = {**merged.get("training", {}), **data.get("training", {})}
-        merged.update(data)
-        merged["training"] = training
-        data = merged
-    return data
+    bases = data.pop("_base_", None)
+    if bases is None:
+        return data
+    # `_base_: a.yaml` or `_base_: [pair.yaml, protocol.yaml]`: later bases, then this file, win; mappings
+    # (training, loss_overrides) merge key by key so a protocol file can add to a pair's settings.
+    merged: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        merged = _deep_merge(merged, read_config_file(path.parent / base))
+    return _deep_merge(merged, data)
 
 
-def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+# Range checks that the types cannot express; each fails before anything loads, not at the first step.
+_POSITIVE_TRAINING = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+_NON_NEGATIVE_TRAINING = ("learning_rate", "weight_decay", "dataloader_num_workers", "warmup_steps")
+
+
+def _check_ranges(cfg: ExperimentConfig) -> None:
+    for name in ("max_train_samples", "max_eval_samples", "image_size"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1 (or null), got {value}.")
+    for name in ("student", "method", "dataset"):
+        if not str(getattr(cfg, name)).strip():
+            raise ConfigError(f"{name} is empty.")
+    training = cfg.training
+    for name in _POSITIVE_TRAINING:
+        if name in training and training[name] < 1:
+            raise ConfigError(f"training.{name} must be at least 1, got {training[name]}.")
+    for name in _NON_NEGATIVE_TRAINING:
+        if isinstance(training.get(name), (int, float)) and training[name] < 0:
+            raise ConfigError(f"training.{name} must not be negative, got {training[name]}.")
+    if training.get("lr_decay_rate") is not None and training["lr_decay_rate"] <= 0:
+        raise ConfigError(f"training.lr_decay_rate must be positive, got {training['lr_decay_rate']}.")
+    epochs = training.get("num_train_epochs", PAPER_TRAINING["num_train_epochs"])
+    if epochs <= 0 and training.get("max_steps", -1) <= 0:
+        raise ConfigError(f"training.num_train_epochs must be positive (or set training.max_steps), got {epochs}.")
+    milestones = training.get("lr_milestones") or []
+    if any(m < 0 for m in milestones):
+        raise ConfigError(f"training.lr_milestones must be epochs >= 0, got {milestones}.")
+
+
+def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Build, type-convert and validate an ``ExperimentConfig``; ``output_dir`` gets its default run folder."""
+    data = dict(data)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         close = {n: difflib.get_close_matches(n, sorted(_FIELDS), n=1) for n in unknown}
         hints = ", ".join(f"{n!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for n, c in close.items())
         raise ConfigError(f"Unknown config field(s) {hints}. Valid fields: {', '.join(sorted(_FIELDS))}.")
-    cfg = ExperimentConfig(**data)
-    validate_training_fields(cfg.training)
+    values = {name: coerce(value, experiment_hints()[name], name) for name, value in data.items()
+              if name != "training"}
+    values["training"] = coerce_training(data.get("training") or {})
+    cfg = ExperimentConfig(**values)
+    _check_ranges(cfg)
     if cfg.method.lower() != "vanilla" and not cfg.teacher_checkpoint:
         raise ConfigError(
             f"Method {cfg.method!r} needs a trained teacher: set `teacher_checkpoint` to a directory or Hub id "
@@ -175,20 +565,100 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
         )
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise ConfigError("push_to_hub is set but hub_model_id is not: pass --hub_model_id org/name.")
+    if cfg.output_dir is None:
+        cfg.output_dir = default_output_dir(cfg.student, cfg.teacher, cfg.method, cfg.tag)
     return cfg
 
 
-def validate_training_fields(training: dict[str, Any]) -> None:
-    from .trainer import DistillationTrainingArguments
+def coerce_training(training: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``training:`` mapping with every value converted to its ``DistillationTrainingArguments`` type."""
+    if not isinstance(training, Mapping):
+        raise ConfigError(f"training must be a mapping of DistillationTrainingArguments fields, got {training!r}.")
+    validate_training_fields(training)
+    hints = training_hints()
+    return {name: coerce(value, hints[name], f"training.{name}") for name, value in training.items()}
 
-    valid = {f.name for f in dataclasses.fields(DistillationTrainingArguments) if f.init}
-    unknown = sorted(set(training) - valid)
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, sorted(valid), n=3)
-            hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise ConfigError(
-            f"Unknown training field(s) {', '.join(hints)}: `training:` takes DistillationTrainingArguments "
-            f"fields (transformers.TrainingArguments plus lr_milestones, lr_decay_rate, init_epochs...)."
-        )
+
+def validate_training_fields(training: Mapping[str, Any]) -> None:
+    """Refuse unknown ``training:`` keys, with the closest valid names."""
+    for name in sorted(set(training) - set(training_fields())):
+        field_hint(f"training.{name}")
+
+
+# ------------------------------------------------------------------------------------------------ help
+
+def _display(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _metavar(hint: Any) -> str:
+    member = next((m for m in sorted(_members(hint), key=_member_order) if m is not type(None)), hint)
+    if _is_enum(member) or typing.get_origin(member) is Literal:
+        return "CHOICE"
+    if _is_list(member):
+        return "VALUE [VALUE ...]"
+    if _is_dict(member):
+        return "MAPPING"
+    return getattr(member, "__name__", "value").upper() if member is not Any else "VALUE"
+
+
+def config_help(
+    prog: str,
+    description: str | None = None,
+    config_path: str | Path | None = None,
+    extra: Mapping[str, tuple[Any, Any, str]] | None = None,
+) -> str:
+    """``--help`` text: every experiment and training field with its type, default and help.
+
+    With ``config_path``, defaults are that config's values (so ``--config X --help`` shows what X runs).
+    ``extra`` adds a recipe's own options as ``{name: (type, default, help)}``.
+    """
+    data: dict[str, Any] = {}
+    note = ""
+    if config_path is not None:
+        try:
+            data = read_config_file(Path(config_path))
+        except ConfigError as err:
+            note = f"\n(defaults below are the built-in ones: {err})"
+    parser = argparse.ArgumentParser(
+        prog=prog, description=(description or "").strip() + note, add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{prog} [--config FILE] [--FIELD VALUE ...] [--training.FIELD VALUE ...]",
+    )
+
+    def add(group: Any, name: str, hint: Any, default: Any, text: str) -> None:
+        metavar = "" if accepts_bool(hint) and not _is_union(hint) else _metavar(hint)
+        text = " ".join(text.split()).replace("%", "%%")
+        kwargs: dict[str, Any] = {"metavar": metavar} if metavar else {"nargs": "?", "metavar": "BOOL"}
+        group.add_argument(f"--{name}", help=f"{text} [{type_name(hint)}; default: {_display(default)}]", **kwargs)
+
+    group = parser.add_argument_group("options")
+    group.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    group.add_argument("--config", metavar="FILE", help="YAML config (recipes/configs/...); fields below override it")
+    for name, (hint, default, text) in (extra or {}).items():
+        add(group, name, hint, default, text)
+    group = parser.add_argument_group(
+        "experiment fields" + (f" (defaults from {config_path})" if data else ""))
+    for name, f in _FIELDS.items():
+        if name == "training":
+            continue
+        default = data.get(name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        add(group, name, experiment_hints()[name], default, f.metadata.get("help", ""))
+    group = parser.add_argument_group(
+        "training fields (DistillationTrainingArguments: transformers.TrainingArguments plus the recipe's; the "
+        "defaults are the CIFAR recipe's where it sets them)")
+    configured = {**PAPER_TRAINING, **(data.get("training") or {})}
+    defaults = training_defaults()
+    hints = training_hints()
+    for name, f in training_fields().items():
+        if name == "output_dir":
+            continue  # set by the experiment's output_dir
+        default = configured.get(name, defaults.get(name))
+        add(group, f"training.{name}", hints[name], default, f.metadata.get("help", ""))
+    return parser.format_help()

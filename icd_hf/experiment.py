@@ -10,43 +10,33 @@ import difflib
 import json
 import logging
 import os
-import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
-from .config import PAPER_TRAINING, ExperimentConfig
+from .config import PAPER_TRAINING, ExperimentConfig, training_defaults
 from .losses.presets import MethodSpec, resolve_method
-from .runs import EXPORT_DIRNAME, RESULTS_NAME, device_name, git_commit
-from .trainer import DistillationTrainer, DistillationTrainingArguments, count_parameters
+from .runs import (
+    EXPORT_DIRNAME,
+    RESULTS_NAME,
+    ResumePlan,
+    clear_run_dir,
+    device_name,
+    effective_num_workers,
+    find_resumable_checkpoint,  # noqa: F401  (re-exported: it lived here before runs.py)
+    git_commit,
+    plan_resume,
+    run_fingerprint,
+    write_run_record,
+)
+from .trainer import INIT_STAGE_MARKER, DistillationTrainer, DistillationTrainingArguments, count_parameters
 
 logger = logging.getLogger(__name__)
-
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def find_resumable_checkpoint(output_dir: str | Path) -> str | None:
-    """Latest *complete* checkpoint in ``output_dir``.
-
-    The Trainer writes ``trainer_state.json`` last, so a folder without it is a save that a crash or Ctrl-C
-    interrupted: skip it and resume from the previous one instead of failing on a truncated file.
-    """
-    root = Path(output_dir)
-    if not root.is_dir():
-        return None
-    complete = [
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if (m := _CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.json").is_file()
-        and (p / "model.safetensors").is_file()
-    ]
-    return str(max(complete)[1]) if complete else None
-
 
 def build_student(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel:
     """A fresh zoo/timm model, or the weights of a directory/Hub id to continue from."""
@@ -127,6 +117,62 @@ class _BestAccuracy(TrainerCallback):
             self.best_top1, self.best_epoch = top1, round(state.epoch or 0)
 
 
+def best_accuracy(log_history: list[dict[str, Any]]) -> tuple[float, int]:
+    """Best eval top-1 and its epoch over the whole run: ``log_history`` comes back from the checkpoint on a
+    resume, so evaluations made before an interruption count too (a callback's memory would start over)."""
+    evals = [e for e in log_history if e.get("eval_top1") is not None]
+    if not evals:
+        return float("-inf"), -1
+    best = max(evals, key=lambda e: e["eval_top1"])  # the first of equal maxima: the earliest epoch
+    return best["eval_top1"], round(best.get("epoch") or 0)
+
+
+class _RunRecorder(TrainerCallback):
+    """Write the run record (fingerprint, training time so far) into each checkpoint as it is saved, so that a
+    resume refuses a different run and ``wall_time_s`` counts the time spent before an interruption."""
+
+    def __init__(self, fingerprint: dict[str, Any], prior_elapsed_s: float, start: float) -> None:
+        self.fingerprint = fingerprint
+        self.prior_elapsed_s = prior_elapsed_s
+        self.start = start
+
+    def elapsed_s(self) -> float:
+        return self.prior_elapsed_s + time.time() - self.start
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            write_run_record(folder, {"fingerprint": self.fingerprint, "elapsed_s": round(self.elapsed_s(), 1)})
+
+
+def experiment_fingerprint(cfg: ExperimentConfig, method: MethodSpec) -> dict[str, Any]:
+    """What defines the run of ``cfg`` (see ``icd_hf.runs.run_fingerprint``); the teacher only when used."""
+    uses_teacher = method.needs_teacher
+    return run_fingerprint(
+        student=cfg.student,
+        teacher=cfg.teacher if uses_teacher else None,
+        teacher_checkpoint=cfg.teacher_checkpoint if uses_teacher else None,
+        method=cfg.method,
+        loss=_loss_record(method),
+        data={
+            "dataset": cfg.dataset,
+            "data_dir": str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None,
+            "image_size": cfg.image_size,
+            "train_augment": cfg.train_augment,
+            "max_train_samples": cfg.max_train_samples,
+            "max_eval_samples": cfg.max_eval_samples,
+        },
+        training={**PAPER_TRAINING, **cfg.training},
+    )
+
+
+def _loss_record(method: MethodSpec) -> dict[str, Any]:
+    return {
+        "ce_weight": method.ce_weight,
+        "terms": [{"name": t.name, "weight": t.weight, "kwargs": dict(t.kwargs)} for t in method.terms],
+    }
+
+
 @dataclass
 class Experiment:
     """Everything built from a config, validated, before the first training step."""
@@ -138,6 +184,8 @@ class Experiment:
     student: PreTrainedModel
     teacher: PreTrainedModel | None
     best: _BestAccuracy
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    resume_plan: ResumePlan = field(default_factory=ResumePlan)
 
 
 def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
@@ -150,6 +198,11 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         validate_hub_model_id(cfg.hub_model_id)
     method = resolve_method(cfg.method, cfg.loss_overrides)
     args = training_arguments(cfg)
+    args.dataloader_num_workers = effective_num_workers(args.dataloader_num_workers)
+    # A different run already in output_dir is refused here, in seconds, before any data or model loads.
+    fingerprint = experiment_fingerprint(cfg, method)
+    resume_plan = plan_resume(cfg.output_dir, cfg.resume, fingerprint, overwrite=cfg.overwrite_output_dir,
+                              defaults=training_defaults())
     set_seed(args.seed)
     train_ds, eval_ds, info = build_datasets(
         cfg.dataset,
@@ -182,7 +235,7 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         # Same padding rule as ImageClassificationTransform: a side // 8 border (4 px at 32x32).
         padding = images.shape[1] // 8 if cfg.train_augment else 0
         trainer.enable_fast_path(images, labels, info.mean, info.std, padding=padding, flip=cfg.train_augment)
-    return Experiment(cfg, method, trainer, info, student, teacher, best)
+    return Experiment(cfg, method, trainer, info, student, teacher, best, fingerprint, resume_plan)
 
 
 def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[str, Any]:
@@ -191,16 +244,31 @@ def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[st
 
 
 def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str, Any]:
+    """Train from the planned checkpoint (or from scratch), evaluate, export the student and write the results.
+
+    ``wall_time_s`` and ``best_top1`` cover the whole run, the part before a resume included.
+    """
     start = time.time()
-    cfg, trainer, best = exp.cfg, exp.trainer, exp.best
-    resume = cfg.resume
-    if resume == "auto":
-        resume = find_resumable_checkpoint(cfg.output_dir)
-    trainer.train(resume_from_checkpoint=resume)
+    cfg, trainer, plan = exp.cfg, exp.trainer, exp.resume_plan
+    is_main = trainer.is_world_process_zero()
+    if plan.clear_first:
+        if is_main:
+            removed = clear_run_dir(cfg.output_dir, extra_names=(INIT_STAGE_MARKER,))
+            logger.info("%s (%d entries)", plan.message, len(removed))
+        trainer.accelerator.wait_for_everyone()
+    elif plan.message:
+        logger.info("%s", plan.message)
+    if is_main:
+        write_run_record(cfg.output_dir, {"fingerprint": exp.fingerprint})
+    recorder = _RunRecorder(exp.fingerprint, plan.prior_elapsed_s, start)
+    trainer.add_callback(recorder)
+    trainer.train(resume_from_checkpoint=plan.checkpoint)
     metrics = trainer.evaluate()
-    if best.best_top1 < metrics["eval_top1"]:
-        best.best_top1, best.best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
-    trainer.save_student(os.path.join(cfg.output_dir, EXPORT_DIRNAME))
+    best_top1, best_epoch = best_accuracy(trainer.state.log_history)
+    if best_top1 < metrics["eval_top1"]:
+        best_top1, best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
+    student_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
+    trainer.save_student(student_dir)
     teacher = exp.teacher
     results = {
         "method": cfg.method,
@@ -214,25 +282,30 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str,
         },
         "student": {"name": cfg.student, "num_parameters": count_parameters(exp.student)},
         "dataset": exp.info.to_dict(),
-        "loss": {
-            "ce_weight": exp.method.ce_weight,
-            "terms": [{"name": t.name, "weight": t.weight, "kwargs": dict(t.kwargs)} for t in exp.method.terms],
-        },
+        "loss": _loss_record(exp.method),
         "training": {**PAPER_TRAINING, **cfg.training},
         "metrics": {
             "top1": metrics["eval_top1"],
             "top5": metrics["eval_top5"],
-            "best_top1": best.best_top1,
-            "best_epoch": best.best_epoch,
+            "best_top1": best_top1,
+            "best_epoch": best_epoch,
         },
         "baselines": {"vanilla_top1": cfg.baselines.get("vanilla_top1"), "kd_top1": cfg.baselines.get("kd_top1")},
         "config": cfg.to_dict(),
         "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
         "git_commit": git_commit(),
-        "wall_time_s": round(time.time() - start, 1),
+        "wall_time_s": round(recorder.elapsed_s(), 1),
+        "resumed_from": plan.checkpoint,
         "device": device_name(),
+        "fingerprint": exp.fingerprint,
     }
-    if trainer.is_world_process_zero():
+    if is_main:
+        from .hub.export import build_image_processor
+
+        # The exported student/ is pipeline("image-classification", student_dir)-ready on its own. save_student
+        # already wrote the student's own processor when it runs at another size/normalisation than the data.
+        if not os.path.isfile(os.path.join(student_dir, "preprocessor_config.json")):
+            build_image_processor(results).save_pretrained(student_dir)
         with open(os.path.join(cfg.output_dir, RESULTS_NAME), "w") as f:
             json.dump(results, f, indent=2)
         if cfg.push_to_hub:

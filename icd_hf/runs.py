@@ -6,12 +6,23 @@ layout (for a teacher run, the teacher) - and ``results.json``; checkpoints sit 
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import logging
 import os
 import platform
+import re
+import shutil
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.json"
 EXPORT_DIRNAME = "student"
@@ -36,3 +47,336 @@ def device_name(device: torch.device | str | None = None) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (its affinity set where the OS has one), the figure DataLoader warns against."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def effective_num_workers(requested: int) -> int:
+    """``dataloader_num_workers`` capped at the machine's CPUs: more workers than cores only slow a run down and
+    make torch warn on every DataLoader it builds (three times per epoch)."""
+    return max(0, min(int(requested), available_cpus()))
+
+
+# ----------------------------------------------------------------------------------------------- run folders
+
+RUNS_ROOT = "runs"
+TEACHERS_DIRNAME = "teachers"
+
+
+def _slug(name: str) -> str:
+    """A model name or path as one path component (``timm/resnet18`` -> ``timm-resnet18``)."""
+    return re.sub(r"[^\w.+-]+", "-", name.strip().strip("/")) or "model"
+
+
+def method_dirname(method: str, tag: str | None = None) -> str:
+    """The folder name of one method's run: ``icd+kd`` -> ``icd_kd``, with ``-<tag>`` when tagged."""
+    name = method.strip().lower().replace("+", "_")
+    return f"{name}-{_slug(tag)}" if tag else name
+
+
+def pair_dirname(teacher: str, student: str) -> str:
+    """``<teacher>__<student>``, the folder of every run of one pair (as the pair configs are named)."""
+    return f"{_slug(teacher)}__{_slug(student)}"
+
+
+def default_output_dir(
+    student: str, teacher: str | None, method: str, tag: str | None = None, root: str | Path = RUNS_ROOT
+) -> str:
+    """Where a run goes when ``output_dir`` is not given, so that two different runs never share a folder.
+
+    ``runs/<teacher>__<student>/<method>[-<tag>]`` for a student (the vanilla baseline of a pair included),
+    ``runs/teachers/<student>[-<tag>]`` for a model trained from labels alone without a teacher named (a
+    teacher run, where the pair configs' ``teacher_checkpoint: runs/teachers/<name>/student`` looks for it).
+    """
+    if teacher is None and method.strip().lower() == "vanilla":
+        name = _slug(student) + (f"-{_slug(tag)}" if tag else "")
+        return str(Path(root) / TEACHERS_DIRNAME / name)
+    return str(Path(root) / pair_dirname(teacher or "none", student) / method_dirname(method, tag))
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# Written by the experiment into the run folder at the start and into every checkpoint: what defines the run
+# (its fingerprint) and the progress that has to survive a resume (elapsed time, best accuracy).
+RUN_RECORD_NAME = "icd_run.json"
+
+
+def find_resumable_checkpoint(output_dir: str | Path) -> str | None:
+    """Latest *complete* checkpoint in ``output_dir``.
+
+    The Trainer writes ``trainer_state.json`` last, so a folder without it is a save that a crash or Ctrl-C
+    interrupted: skip it and resume from the previous one instead of failing on a truncated file.
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    complete = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := CHECKPOINT_RE.match(p.name)) and (p / "trainer_state.json").is_file()
+        and (p / "model.safetensors").is_file()
+    ]
+    return str(max(complete)[1]) if complete else None
+
+
+def read_run_record(folder: str | Path) -> dict[str, Any] | None:
+    """The ``icd_run.json`` of a run folder or checkpoint, ``None`` when absent or unreadable (a cut save)."""
+    path = Path(folder) / RUN_RECORD_NAME
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_run_record(folder: str | Path, record: Mapping[str, Any]) -> None:
+    """Write ``icd_run.json`` atomically (a crash mid-write never leaves a truncated record to be read back)."""
+    path = Path(folder) / RUN_RECORD_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------- fingerprint
+
+# Training arguments that change how a run is executed or recorded, not what it learns: a resume may change them.
+NON_DEFINING_TRAINING_KEYS = frozenset({
+    "output_dir", "logging_dir", "logging_steps", "logging_strategy", "logging_first_step", "report_to",
+    "run_name", "save_strategy", "save_steps", "save_total_limit", "save_only_model", "eval_strategy",
+    "eval_steps", "eval_delay", "per_device_eval_batch_size", "eval_accumulation_steps", "disable_tqdm",
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy",
+    "hub_token", "use_cpu", "log_level", "log_level_replica", "fast_path", "compile_models", "torch_compile",
+    "include_num_input_tokens_seen", "restore_callback_states_from_checkpoint", "overwrite_output_dir",
+})
+_HASH_LIMIT_BYTES = 2 << 30
+
+
+@functools.lru_cache(maxsize=32)
+def _hash_files(paths: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for path, _, _ in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def weights_identity(ref: str | None) -> str | None:
+    """What identifies a model's weights: the content hash of a local folder's weight files (so a moved or
+    re-copied teacher is still the same teacher), size and mtime beyond 2 GiB, else the Hub id itself."""
+    if not ref:
+        return None
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        return ref
+    files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin"} and p.is_file())
+    if not files:
+        return f"dir:{path.resolve()}"
+    stats = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if sum(s for _, s, _ in stats) > _HASH_LIMIT_BYTES:
+        return "stat:" + ",".join(f"{Path(p).name}:{s}:{m}" for p, s, m in stats)
+    return _hash_files(stats)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_fingerprint(
+    *,
+    student: str,
+    teacher: str | None,
+    teacher_checkpoint: str | None,
+    method: str,
+    loss: Mapping[str, Any],
+    data: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything that defines a run, flat (``training.learning_rate``), so that two runs compare field by field.
+
+    ``loss`` is the resolved method (CE weight, terms with their weights and hyper-parameters: loss overrides
+    included); ``training`` the explicitly set training arguments (defaults are filled in when comparing).
+    """
+    fingerprint: dict[str, Any] = {
+        "student": student,
+        "student_weights": weights_identity(student) if Path(student).expanduser().is_dir() else None,
+        "teacher": teacher,
+        "teacher_weights": weights_identity(teacher_checkpoint),
+        "method": method.strip().lower(),
+        "loss": loss,
+    }
+    fingerprint.update({f"data.{k}": v for k, v in data.items()})
+    fingerprint.update(
+        {f"training.{k}": v for k, v in sorted(training.items()) if k not in NON_DEFINING_TRAINING_KEYS}
+    )
+    return _jsonable(fingerprint)
+
+
+def fingerprint_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> list[tuple[str, Any, Any]]:
+    """``(field, old, new)`` for every field that differs; a ``training.*`` field one side leaves unset counts
+    as its default (``defaults``, keyed without the prefix), so an explicit default is not a difference."""
+    defaults = _jsonable(dict(defaults or {}))
+    missing = object()
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        default = defaults.get(key.removeprefix("training."), missing) if key.startswith("training.") else None
+        a = old.get(key, default)
+        b = new.get(key, default)
+        if a is missing or b is missing or a != b:
+            diffs.append((key, None if a is missing else a, None if b is missing else b))
+    return diffs
+
+
+class RunMismatchError(ValueError):
+    """``output_dir`` holds a run that differs from the one asked for: resuming it would mix the two."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def mismatch_message(where: str | Path, diffs: list[tuple[str, Any, Any]], max_fields: int = 4) -> str:
+    """One line: which fields differ (there -> here) and the three ways out."""
+    shown = "; ".join(f"{k}: {_short(a)} there, {_short(b)} here" for k, a, b in diffs[:max_fields])
+    more = f"; and {len(diffs) - max_fields} more" if len(diffs) > max_fields else ""
+    return (
+        f"{where} holds a different run ({shown}{more}). Give this run its own folder with --output_dir DIR (or "
+        f"--tag NAME), train from scratch here with --resume never, or delete the old run with "
+        f"--overwrite_output_dir."
+    )
+
+
+def clear_run_dir(output_dir: str | Path, extra_names: tuple[str, ...] = ()) -> list[Path]:
+    """Delete what a run writes into ``output_dir`` (checkpoints, ``student/``, results, run record) and nothing
+    else, so that ``--overwrite_output_dir`` on a wrong path cannot wipe unrelated files. Returns what went."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    names = {EXPORT_DIRNAME, RESULTS_NAME, RUN_RECORD_NAME, *extra_names}
+    removed = []
+    for path in sorted(root.iterdir()):
+        if path.name in names or CHECKPOINT_RE.match(path.name):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+# ----------------------------------------------------------------------------------------------- resume
+
+_NEVER = {"never", "none", "null", "no", "false", ""}
+
+
+def normalise_resume(resume: str | bool | None) -> str:
+    """``auto``, ``never`` or a checkpoint path (``None``/``false``/``no`` mean ``never``, ``true`` ``auto``)."""
+    if resume is None or resume is False:
+        return "never"
+    if resume is True:
+        return "auto"
+    text = str(resume).strip()
+    if text.lower() in _NEVER:
+        return "never"
+    return "auto" if text.lower() == "auto" else text
+
+
+@dataclass
+class ResumePlan:
+    """What a run starts from: a checkpoint (``None``: from scratch), the time already spent on it, whether the
+    old run's files are to be deleted first (``--overwrite_output_dir``) and a line saying so."""
+
+    checkpoint: str | None = None
+    prior_elapsed_s: float = 0.0
+    clear_first: bool = False
+    message: str | None = None
+
+
+def _legacy_fingerprint(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The few defining fields a ``results.json`` from before fingerprints records."""
+    return _jsonable({
+        "student": (results.get("student") or {}).get("name"),
+        "teacher": (results.get("teacher") or {}).get("name"),
+        "method": str(results.get("method") or "").lower(),
+    })
+
+
+def _describe_checkpoint(checkpoint: str, elapsed_s: float) -> str:
+    state: dict[str, Any] = {}
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        pass
+    step, max_steps, epoch = state.get("global_step"), state.get("max_steps"), state.get("epoch")
+    parts = [f"step {step}" + (f"/{max_steps}" if max_steps else "")] if step is not None else []
+    if epoch is not None:
+        parts.append(f"epoch {float(epoch):.2f}")
+    if elapsed_s:
+        parts.append(f"{elapsed_s / 60:.1f} min of training so far")
+    return f"Resuming from {checkpoint}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def plan_resume(
+    output_dir: str | Path,
+    resume: str | bool | None,
+    fingerprint: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+) -> ResumePlan:
+    """Decide where a run starts, refusing to continue (or overwrite) a different run in ``output_dir``.
+
+    ``resume: auto`` takes the latest complete checkpoint when its fingerprint matches; ``never`` starts from
+    scratch; a path resumes that checkpoint (checked the same way). A mismatch raises ``RunMismatchError`` with
+    the differing fields. Folders written before fingerprints existed are compared on what their
+    ``results.json`` records (student, teacher, method); a bare old checkpoint is resumed with a warning.
+    """
+    if overwrite:
+        return ResumePlan(clear_first=True, message=f"--overwrite_output_dir: deleting the run in {output_dir} first")
+    mode = normalise_resume(resume)
+    if mode == "never":
+        return ResumePlan()
+    if mode == "auto":
+        checkpoint = find_resumable_checkpoint(output_dir)
+        where: str | Path = output_dir
+    else:
+        checkpoint, where = mode, mode
+        if not (Path(mode) / "trainer_state.json").is_file():
+            raise FileNotFoundError(
+                f"--resume {mode}: not a complete checkpoint folder (no trainer_state.json). Use --resume auto for "
+                f"the latest checkpoint of --output_dir, or --resume never."
+            )
+    checkpoint_record = read_run_record(checkpoint) if checkpoint else None
+    record = checkpoint_record or read_run_record(Path(checkpoint).parent if checkpoint else output_dir)
+    results_file = Path(output_dir) / RESULTS_NAME
+    if record and isinstance(record.get("fingerprint"), Mapping):
+        diffs = fingerprint_diff(record["fingerprint"], fingerprint, defaults)
+    elif results_file.is_file():
+        try:
+            legacy = _legacy_fingerprint(json.loads(results_file.read_text()))
+        except (OSError, ValueError):
+            legacy = {}
+        diffs = fingerprint_diff(legacy, {k: fingerprint.get(k) for k in legacy})
+    else:
+        diffs = []
+        if checkpoint:
+            logger.warning("%s has no %s (written before run fingerprints): resuming it unchecked.", checkpoint,
+                           RUN_RECORD_NAME)
+    if diffs:
+        raise RunMismatchError(mismatch_message(where, diffs))
+    if checkpoint is None:
+        return ResumePlan()
+    elapsed = float((checkpoint_record or {}).get("elapsed_s") or 0.0)
+    return ResumePlan(checkpoint=checkpoint, prior_elapsed_s=elapsed, message=_describe_checkpoint(checkpoint, elapsed))

@@ -3,37 +3,52 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .cli_utils import error_message
-from .config import ConfigError, load_config, parse_overrides
-from .experiment import run_experiment
+from .cli_utils import BAD_INPUT_ERRORS, configure_logging, print_help, report_error, wants_help
+from .config import load_config, parse_overrides, training_defaults
+from .experiment import experiment_fingerprint, run_experiment
 from .losses.presets import resolve_method
-from .runs import RESULTS_NAME
+from .runs import RESULTS_NAME, RUNS_ROOT, default_output_dir, fingerprint_diff, method_dirname, pair_dirname
 
 DEFAULT_METHODS = (
     "vanilla,kd,fitnet,at,sp,cc,vid,rkd,pkt,ab,ft,fsp,nst,crd,crd+kd,icd,icd+kd"
 )
 
 
-def run_sweep(config_path: str | None, methods: list[str], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Run ``methods`` (skipping those whose ``results.json`` exists) and return the collected table."""
+def sweep_root(config_path: str | None, overrides: dict[str, Any]) -> Path:
+    """The pair's folder: ``output_dir`` when given, else ``runs/<teacher>__<student>``; each method's run goes
+    into ``<root>/<method>[-<tag>]``, the same folder ``distill.py --method <method>`` uses by default."""
     base = load_config(config_path, {**overrides, "method": "vanilla"})
+    if base.output_dir != default_output_dir(base.student, base.teacher, "vanilla", base.tag):
+        return Path(base.output_dir)
+    return Path(RUNS_ROOT) / pair_dirname(base.teacher or "none", base.student)
+
+
+def run_sweep(
+    config_path: str | None, methods: list[str], overrides: dict[str, Any], command: str | None = None
+) -> dict[str, Any]:
+    """Run ``methods`` (reusing a method's finished run when it is this same run) and return the table."""
+    base = load_config(config_path, {**overrides, "method": "vanilla"})
+    specs = {}
     for method in methods:  # fail on a typo before hours of training, not after
-        resolve_method(method, base.loss_overrides if method != "vanilla" else None)
-    root = Path(base.output_dir)
+        specs[method] = resolve_method(method, base.loss_overrides if method != "vanilla" else None)
+    root = sweep_root(config_path, overrides)
     rows: dict[str, Any] = {}
     for method in methods:
-        out = root / method.replace("+", "_")
-        results_file = out / RESULTS_NAME
-        if results_file.is_file():
-            rows[method] = json.loads(results_file.read_text())
-            continue
         cfg = load_config(config_path, {**overrides, "method": method})
-        rows[method] = run_experiment(replace(cfg, output_dir=str(out)), command=f"sweep {method}")
+        cfg = replace(cfg, output_dir=str(root / method_dirname(method, cfg.tag)))
+        results_file = Path(cfg.output_dir) / RESULTS_NAME
+        if results_file.is_file():
+            done = json.loads(results_file.read_text())
+            fingerprint = experiment_fingerprint(cfg, resolve_method(method, cfg.loss_overrides))
+            # Only the same run counts as done; a different one in that folder is refused by run_experiment.
+            if not fingerprint_diff(done.get("fingerprint") or {}, fingerprint, training_defaults()):
+                rows[method] = done
+                continue
+        rows[method] = run_experiment(cfg, command=command or f"sweep {method}")
     table = {
         "teacher": base.teacher,
         "student": base.student,
@@ -65,13 +80,21 @@ def sweep_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sweep_from_argv(argv: list[str]) -> int:
+SWEEP_OPTIONS = {"methods": (str, DEFAULT_METHODS, "comma-separated methods to run, one run folder each")}
+
+
+def sweep_from_argv(argv: list[str], prog: str = "sweep.py") -> int:
+    if wants_help(argv):
+        print_help(prog, argv, extra=SWEEP_OPTIONS)
+        return 0
+    configure_logging()
     try:
-        overrides = parse_overrides(argv)
+        overrides = parse_overrides(argv, extra={name: hint for name, (hint, _, _) in SWEEP_OPTIONS.items()})
         methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")
-        table = run_sweep(overrides.pop("config", None), [m.strip() for m in methods if m.strip()], overrides)
-    except (ConfigError, KeyError, FileNotFoundError) as err:
-        print(f"sweep.py: error: {error_message(err)}", file=sys.stderr)
+        table = run_sweep(overrides.pop("config", None), [m.strip() for m in methods if m.strip()], overrides,
+                          command=" ".join([prog, *argv]))
+    except BAD_INPUT_ERRORS as err:
+        report_error(prog, err)
         return 2
     print(sweep_markdown(table))
     return 0

@@ -61,9 +61,11 @@ def test_every_config_parses_and_its_models_build(path):
         assert student.eval()(pixel_values=x).logits.shape == teacher.eval()(pixel_values=x).logits.shape
 
 
-def test_overrides_parse_yaml_values_and_dotted_paths():
-    got = parse_overrides(["--method", "crd+kd", "--training.lr_milestones=[1, 2]", "--fast_path", "--x", "0.5"])
-    assert got == {"method": "crd+kd", "training.lr_milestones": [1, 2], "fast_path": True, "x": 0.5}
+def test_overrides_are_typed_and_take_dotted_paths():
+    got = parse_overrides(["--method", "crd+kd", "--training.lr_milestones=[1, 2]", "--fast_path", "--image_size", "64"])
+    assert got == {"method": "crd+kd", "training.lr_milestones": [1.0, 2.0], "fast_path": True, "image_size": 64}
+    with pytest.raises(ConfigError, match="Unknown config field 'x'"):
+        parse_overrides(["--x", "0.5"])
     cfg = load_config(CONFIGS[0].parent / "pairs" / "wrn_40_2__wrn_16_2.yaml", {"training.learning_rate": 0.2})
     assert cfg.training["learning_rate"] == 0.2 and cfg.training["num_train_epochs"] == 240  # base kept
 
