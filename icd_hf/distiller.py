@@ -17,6 +17,7 @@ from transformers.utils import ModelOutput
 
 from .losses import FeatureSpec, build_loss, get_loss_class, probe_feature_spec
 from .losses.presets import MethodSpec, resolve_method
+from .models.modeling_hf_adapter import ensure_distillation_model
 from .models.modeling_outputs import DistillationModelOutput
 
 TEACHER_PREFIX = "teacher."
@@ -35,8 +36,9 @@ class Distiller(nn.Module):
     """Student + frozen teacher + weighted distillation losses: ``CE*w_ce + sum_k w_k * loss_k``.
 
     Args:
-        student: the model being trained (any zoo/timm model returning ``DistillationModelOutput``).
-        teacher: the frozen teacher, or ``None`` for methods that need none (``"vanilla"``).
+        student: the model being trained: a zoo/timm model (returning ``DistillationModelOutput``) or any
+            ``transformers`` image classifier, which is wrapped in a ``DistillationAdapter`` here.
+        teacher: the frozen teacher (same kinds), or ``None`` for methods that need none (``"vanilla"``).
         method: a ``MethodSpec`` or a method string understood by ``resolve_method`` (``"icd+kd"``).
         image_size: side of the dummy input used to measure feature shapes for the losses' modules.
         loss_overrides: passed to ``resolve_method`` when ``method`` is a string.
@@ -64,6 +66,8 @@ class Distiller(nn.Module):
                 f"Method {self.method.name!r} distils from a teacher but none was given; pass a teacher "
                 f"(a zoo name with a checkpoint, a run directory or a Hub id) or use method 'vanilla'."
             )
+        student = ensure_distillation_model(student)
+        teacher = ensure_distillation_model(teacher) if teacher is not None else None
         self.student = student
         self.teacher = teacher if self.method.needs_teacher else None
         student_spec = probe_feature_spec(student, image_size)

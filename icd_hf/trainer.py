@@ -361,8 +361,11 @@ class DistillationTrainer(Trainer):
         """Write the student with ``save_pretrained`` (safetensors + config + remote code): the deliverable."""
         if not self.args.should_save:
             return
-        student = self.accelerator.unwrap_model(self.model, keep_torch_compile=False).student
-        student = getattr(student, "_orig_mod", student)
+        from .models.modeling_hf_adapter import unwrap_model
+
+        # Through torch.compile and the DistillationAdapter: the export is the plain model (e.g. a transformers
+        # MobileNetV2ForImageClassification that pipeline() loads without icd-hf).
+        student = unwrap_model(self.accelerator.unwrap_model(self.model, keep_torch_compile=False).student)
         if not isinstance(student, PreTrainedModel):
             raise TypeError(f"Only PreTrainedModel students can be exported, got {type(student).__name__}")
         student.save_pretrained(output_dir)

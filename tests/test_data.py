@@ -460,9 +460,10 @@ def test_save_to_disk_with_hub_cifar_columns(tmp_path):
     assert info.num_classes == 3 and info.stats_source.startswith("computed on 4")
     np.testing.assert_allclose(info.mean, arrays[:4].reshape(-1, 3).mean(0) / 255.0, rtol=1e-9)
 
-    full.save_to_disk(tmp_path / "single")
-    with pytest.raises(ValueError, match="single saved Dataset"):
-        load_image_dataset(tmp_path / "single", "train")
+    full.save_to_disk(tmp_path / "single")  # a lone Dataset is a train split, never also the eval split
+    assert len(load_image_dataset(tmp_path / "single", "train")) == 6
+    with pytest.raises(ValueError, match="single saved Dataset.*no 'test' split"):
+        load_image_dataset(tmp_path / "single", "test")
 
 
 def test_save_to_disk_int_labels_become_class_labels(tmp_path):

@@ -15,11 +15,13 @@ from .builder import (
     build_datasets,
     compute_mean_std,
     load_image_dataset,
+    split_off_validation,
 )
 from .collate import DistillationCollator, collate_batch
 from .images import dataset_from_arrays, decode_to_uint8, encode_ppm, resize_uint8
 from .info import KNOWN_DATASETS, ImageDatasetInfo, KnownDataset, canonical_dataset_name
 from .sources import (
+    MissingSplitError,
     detect_layout,
     load_cifar100_python,
     load_digits_dataset,
@@ -43,6 +45,7 @@ __all__ = [
     "ImageClassificationTransform",
     "ImageDatasetInfo",
     "KnownDataset",
+    "MissingSplitError",
     "add_index_column",
     "as_uint8_tensor",
     "build_datasets",
@@ -64,5 +67,6 @@ __all__ = [
     "random_crop",
     "random_horizontal_flip",
     "resize_uint8",
+    "split_off_validation",
     "to_uint8_batch",
 ]

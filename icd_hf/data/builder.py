@@ -27,6 +27,7 @@ import torch
 from .images import column_to_uint8
 from .info import KNOWN_DATASETS, ImageDatasetInfo, KnownDataset, canonical_dataset_name
 from .sources import (
+    MissingSplitError,
     detect_layout,
     load_cifar100_python,
     load_digits_dataset,
@@ -45,6 +46,7 @@ __all__ = [
     "build_datasets",
     "compute_mean_std",
     "load_image_dataset",
+    "split_off_validation",
 ]
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -134,6 +136,10 @@ def _standardise_columns(
                     f"{target!r} to use it, or drop one of them."
                 )
             ds = ds.rename_column(source, target)
+    if isinstance(ds.features["label"], datasets.Value) and ds.features["label"].dtype in ("string", "large_string"):
+        # Class names as strings (a CSV/JSON-built dataset): the sorted names become the classes.
+        names = sorted(set(ds["label"]))
+        ds = ds.cast_column("label", datasets.ClassLabel(names=names))
     if not isinstance(ds.features["label"], datasets.ClassLabel):
         labels = np.asarray(ds["label"])
         if labels.dtype.kind not in "iu" or (len(labels) and labels.min() < 0):
@@ -295,6 +301,42 @@ def _native_size(dataset: datasets.Dataset) -> int | None:
     return height if height == width else None
 
 
+def split_off_validation(
+    dataset: datasets.Dataset, size: float | int, seed: int = 0
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``(train, validation)`` from one split, stratified by ``label`` when every class can give rows to both.
+
+    ``size`` is a fraction in (0, 1) or a number of rows. Both parts are renumbered (dense ``index``).
+    """
+    if not (0 < size < 1 or (float(size).is_integer() and 1 <= size < len(dataset))):
+        raise ValueError(
+            f"validation_size must be a fraction in (0, 1) or a number of rows below {len(dataset)}, got {size}."
+        )
+    size = int(size) if size >= 1 else float(size)
+    try:
+        parts = dataset.train_test_split(test_size=size, seed=seed, stratify_by_column="label")
+    except ValueError:  # a class too small to stratify (or fewer validation rows than classes)
+        parts = dataset.train_test_split(test_size=size, seed=seed)
+    return add_index_column(parts["train"]), add_index_column(parts["test"])
+
+
+def _align_labels(eval_ds: datasets.Dataset, train_labels: datasets.ClassLabel) -> datasets.Dataset:
+    """Relabel an eval split whose class names are a subset of the train split's onto the train split's ids."""
+    names = list(eval_ds.features["label"].names)
+    if names == list(train_labels.names) or not set(names) <= set(train_labels.names):
+        return eval_ds  # identical, or truly different (build_datasets reports that)
+    mapping = np.array([train_labels.names.index(n) for n in names], dtype=np.int64)
+    features = eval_ds.features.copy()
+    features["label"] = train_labels
+    return eval_ds.map(
+        lambda labels: {"label": mapping[np.asarray(labels, dtype=np.int64)].tolist()},
+        input_columns="label",
+        batched=True,
+        features=features,
+        desc="align eval labels",
+    )
+
+
 def build_datasets(
     name_or_path: str | os.PathLike = "cifar100",
     *,
@@ -310,6 +352,9 @@ def build_datasets(
     image_column: str | None = None,
     label_column: str | None = None,
     cache_dir: str | None = None,
+    validation_size: float | None = None,
+    split_seed: int = 0,
+    fallback_image_size: int | None = None,
 ) -> tuple[datasets.Dataset, datasets.Dataset, ImageDatasetInfo]:
     """Train and eval datasets ready for ``DistillationTrainer`` (with ``collate_batch``), and their metadata.
 
@@ -321,6 +366,15 @@ def build_datasets(
     ``mean``/``std`` default to the known statistics of the dataset, else they are computed on (up to 10,000)
     training images.
 
+    A source without an evaluation split (a flat image folder, a single saved ``Dataset``, a Hub dataset with
+    only ``train``) gets one split off its train split when ``validation_size`` is set (a fraction, or a number
+    of rows): stratified by label where every class allows it, with ``split_seed`` - fixed, not the training
+    seed, so a teacher and its students are evaluated on the same held-out images. An evaluation split whose
+    classes are a subset of the train split's is relabelled onto the train split's label ids.
+
+    ``fallback_image_size`` is the resize used when the images vary in size and ``image_size`` is not given
+    (e.g. the input size of the models that will read them); without either such a dataset is an error.
+
     Example:
         >>> train_ds, eval_ds, info = build_datasets("digits")
         >>> batch = collate_batch([train_ds[i] for i in range(8)])
@@ -329,7 +383,17 @@ def build_datasets(
     """
     common = dict(data_dir=data_dir, image_column=image_column, label_column=label_column, cache_dir=cache_dir)
     train_ds = load_image_dataset(name_or_path, train_split, **common)
-    eval_ds = load_image_dataset(name_or_path, eval_split, **common)
+    split_off = False
+    try:
+        eval_ds = load_image_dataset(name_or_path, eval_split, **common)
+    except MissingSplitError as err:
+        if not validation_size:
+            raise MissingSplitError(f"{err} Set validation_size (e.g. 0.1) to split one off the train split.") from err
+        train_ds, eval_ds = split_off_validation(train_ds, validation_size, split_seed)
+        # Named after its origin, so results.json and the card say the eval images came out of train.
+        eval_split = f"{validation_size:g} of {train_split} (seed {split_seed})"
+        split_off = True
+    eval_ds = _align_labels(eval_ds, train_ds.features["label"])
     if max_train_samples is not None and max_train_samples < len(train_ds):
         train_ds = add_index_column(train_ds.select(range(max_train_samples)))
     if max_eval_samples is not None and max_eval_samples < len(eval_ds):
@@ -339,15 +403,19 @@ def build_datasets(
         raise ValueError("The train and eval splits name their classes differently; they must share one label set.")
 
     known, kind, where = _resolve_source(str(name_or_path), data_dir)
+    native = _native_size(train_ds)
+    if image_size is None and native is None:
+        image_size = fallback_image_size
     if mean is not None and std is not None:
         stats_source = "given"
     elif known is not None:
         mean, std, stats_source = mean or known.mean, std or known.std, known.stats_source
     else:
-        computed_mean, computed_std = compute_mean_std(train_ds, image_size=image_size)
+        # Images of varying size need a common size to be stacked; statistics barely depend on it.
+        stats_size = image_size if image_size is not None or native is not None else 64
+        computed_mean, computed_std = compute_mean_std(train_ds, image_size=stats_size)
         mean, std = mean or computed_mean, std or computed_std
         stats_source = f"computed on {min(len(train_ds), 10_000)} training images"
-    native = _native_size(train_ds)
     info = ImageDatasetInfo(
         name=known.name if known is not None else str(name_or_path),
         num_classes=len(class_names),
@@ -359,8 +427,8 @@ def build_datasets(
         num_train=len(train_ds),
         num_eval=len(eval_ds),
         source=str(where) if kind == "hub" else f"{kind}:{where}" if where is not None else kind,
-        train_split=str(train_ds.split or train_split),
-        eval_split=str(eval_ds.split or eval_split),
+        train_split=str(train_split if train_ds.split is None else train_ds.split),
+        eval_split=str(eval_split if split_off or eval_ds.split is None else eval_ds.split),
         stats_source=stats_source,
     )
     train_tf = ImageClassificationTransform(info.mean, info.std, train=train_augment, image_size=image_size)

@@ -21,6 +21,7 @@ from .images import dataset_from_arrays
 __all__ = [
     "EVAL_SPLIT_ALIASES",
     "LAYOUTS",
+    "MissingSplitError",
     "detect_layout",
     "load_cifar100_python",
     "load_digits_dataset",
@@ -51,6 +52,11 @@ _LAYOUT_DIRNAMES = {
 }
 
 
+class MissingSplitError(ValueError):
+    """The source has no such split. For an evaluation split, ``build_datasets`` can split one off the train split
+    instead (``validation_size``), so this case is told apart from other bad input."""
+
+
 def resolve_split(split: str, available: list[str] | tuple[str, ...], where: str) -> str:
     """Map ``split`` onto one of ``available``; any eval alias (test/validation/val/...) matches another."""
     if split in available:
@@ -59,7 +65,7 @@ def resolve_split(split: str, available: list[str] | tuple[str, ...], where: str
         for alias in EVAL_SPLIT_ALIASES:
             if alias in available:
                 return alias
-    raise ValueError(f"{where} has no split {split!r}; available splits: {sorted(available)}.")
+    raise MissingSplitError(f"{where} has no split {split!r}; available splits: {sorted(available)}.")
 
 
 def _fingerprint(*parts: object) -> str:
@@ -361,9 +367,10 @@ def load_image_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
         split_root = root / split
     else:
         if split != "train":
-            raise ValueError(
+            raise MissingSplitError(
                 f"The image folder {str(root)!r} has no split sub-folders, so it only provides 'train'. For "
-                f"an evaluation split arrange it as {root}/train/<class>/... and {root}/test/<class>/..."
+                f"an evaluation split arrange it as {root}/train/<class>/... and {root}/test/<class>/..., or let "
+                f"build_datasets split one off (validation_size)."
             )
         class_root = split_root = root
     class_names = sorted(d.name for d in class_root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -392,15 +399,18 @@ def load_image_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
 def load_saved_dataset(root: str | os.PathLike, split: str) -> datasets.Dataset:
     """Read one split of a ``DatasetDict`` written by ``save_to_disk``.
 
-    A single saved ``Dataset`` (no splits) is refused rather than silently used for both training and
-    evaluation.
+    A single saved ``Dataset`` (no splits) is the ``train`` split only, never silently used for evaluation too:
+    asking it for another split is a ``MissingSplitError`` (``build_datasets`` then splits a validation set off).
     """
     root = Path(root)
     loaded = datasets.load_from_disk(str(root))
     if isinstance(loaded, datasets.Dataset):
-        raise ValueError(
-            f"{root} holds a single saved Dataset, not a DatasetDict with splits. Save "
-            "DatasetDict({'train': train_ds, 'test': test_ds}).save_to_disk(path) so train and eval stay apart."
+        if split == "train":
+            return loaded
+        raise MissingSplitError(
+            f"{root} holds a single saved Dataset, not a DatasetDict with splits, so it has no {split!r} split. "
+            "Save DatasetDict({'train': train_ds, 'test': test_ds}).save_to_disk(path), or let build_datasets "
+            "split one off (validation_size)."
         )
     return loaded[resolve_split(split, list(loaded), f"The saved DatasetDict {str(root)!r}")]
 

@@ -60,6 +60,7 @@ class ATLoss(DistillationLoss):
     name = "at"
     default_weight = 1000.0
     needs_hidden_states = True
+    needs_spatial_maps = True
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, p: float = 2.0, **kwargs: Any) -> None:
         super().__init__(student_spec, teacher_spec, **kwargs)

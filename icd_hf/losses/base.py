@@ -17,11 +17,14 @@ class FeatureSpec:
     """Shapes of what a model emits, measured once with a dummy forward (see ``probe_feature_spec``).
 
     ``hidden_shapes`` are ``(C, H, W)`` of ``DistillationModelOutput.hidden_states`` (stem, then stages).
+    ``spatial_maps`` is ``False`` for models whose hidden states are not spatial maps (ViT-like transformers,
+    whose per-layer tokens come pooled as ``(D, 1, 1)``; see ``icd_hf.models.modeling_hf_adapter``).
     """
 
     num_classes: int
     pooled_dim: int
     hidden_shapes: tuple[tuple[int, int, int], ...]
+    spatial_maps: bool = True
 
 
 @torch.no_grad()
@@ -37,6 +40,8 @@ def probe_feature_spec(model: nn.Module, image_size: int = 32, in_chans: int = 3
         num_classes=out.logits.shape[-1],
         pooled_dim=out.pooler_output.shape[-1],
         hidden_shapes=tuple(tuple(h.shape[1:]) for h in out.hidden_states),
+        # Set by the model adapter once it has seen the hidden states; models of the zoo always give maps.
+        spatial_maps=getattr(model, "hidden_states_are_maps", None) is not False,
     )
 
 
@@ -54,6 +59,8 @@ class DistillationLoss(nn.Module):
         default_weight: the loss weight of the published CIFAR-100 recipe (CRD benchmark).
         needs_hidden_states: the models must run with ``output_hidden_states=True``.
         needs_index: ``forward`` needs the dataset indices of the batch (CRD's memory bank).
+        needs_spatial_maps: the loss compares spatial feature maps (AT, NST, FSP); a model without them (a ViT)
+            is refused when the loss is built, rather than giving a meaningless loss on ``(D, 1, 1)`` tokens.
         init_epochs: length of an initialisation stage run before distillation (AB, FT, FSP); ``0`` if none.
     """
 
@@ -61,6 +68,7 @@ class DistillationLoss(nn.Module):
     default_weight: ClassVar[float] = 1.0
     needs_hidden_states: ClassVar[bool] = False
     needs_index: ClassVar[bool] = False
+    needs_spatial_maps: ClassVar[bool] = False
     init_epochs: ClassVar[int] = 0
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
@@ -70,6 +78,15 @@ class DistillationLoss(nn.Module):
                 f"{type(self).__name__} got unknown hyper-parameters {sorted(kwargs)}; "
                 f"see its docstring for the accepted ones."
             )
+        if self.needs_spatial_maps:
+            for role, spec in (("student", student_spec), ("teacher", teacher_spec)):
+                if spec is not None and not spec.spatial_maps:
+                    raise ValueError(
+                        f"Loss {self.name!r} compares spatial feature maps, but the {role} has none: its hidden "
+                        f"states are token sequences (a ViT-like transformer), which icd-hf passes on as one "
+                        f"pooled token per layer. Use a loss on logits or pooled features (kd, icd, crd, rkd, pkt, "
+                        f"cc, sp, dkd), or a convolutional or hierarchical (Swin) {role}."
+                    )
         self.student_spec = student_spec
         self.teacher_spec = teacher_spec
 

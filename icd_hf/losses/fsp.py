@@ -55,6 +55,7 @@ class FSPLoss(DistillationLoss):
     name = "fsp"
     default_weight = 50.0
     needs_hidden_states = True
+    needs_spatial_maps = True
     init_epochs = 30
 
     def __init__(

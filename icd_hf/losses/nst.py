@@ -55,6 +55,7 @@ class NSTLoss(DistillationLoss):
     name = "nst"
     default_weight = 50.0
     needs_hidden_states = True
+    needs_spatial_maps = True
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
         super().__init__(student_spec, teacher_spec, **kwargs)
