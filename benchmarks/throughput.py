@@ -6,8 +6,9 @@ below runs the same student, teacher and icd-hf loss modules (so the maths is id
 how the step is driven:
 
 * ``a``: icd-hf's fast path, ``DistillationTrainer`` with ``enable_fast_path`` (``fast_path: true`` in a
-  config): the split lives on the device as uint8, crop/flip/normalise run there (``icd_hf.fast``),
-  channels_last models, teacher in inference mode, plus ``torch.compile`` and bf16 autocast where enabled.
+  config): the split lives on the device as uint8, crop/flip/normalise run there (``icd_hf.fast``), teacher in
+  inference mode, bf16 autocast + channels_last where the device computes bf16 natively (CUDA, CPUs with
+  AMX-BF16/AVX512-BF16: ``choose_fast_path_precision``), plus ``torch.compile`` where enabled.
 * ``b``: icd-hf's plain path, ``DistillationTrainer`` over a ``datasets`` split with the project's CPU
   transforms and collator in ``DataLoader`` workers: what a run without ``fast_path`` gets.
 * ``c``: the reference, a RepDistiller-style loop (``benchmarks/reference_loop.py``): torchvision-style
@@ -15,9 +16,13 @@ how the step is driven:
 * ``f``: the fast path's building blocks without the Trainer (``DeviceDataLoader`` + ``Distiller`` + fused
   SGD in a bare loop): the ceiling the Trainer's own per-step overhead is measured against.
 
-Warm-up steps (compilation, cuDNN autotuning, worker start-up) are excluded from the timing. Usage::
+Warm-up steps (compilation, cuDNN autotuning, worker start-up) are excluded from the timing. ``--cost_split``
+also times the phases of the bare fast loop (data, teacher, student forward, losses, backward, optimiser), which
+shows where the next speed-up has to come from. Usage::
 
     python benchmarks/throughput.py --device cuda --methods kd,crd+kd,icd,icd+kd --json out.json
+    python benchmarks/throughput.py --device cpu --pairs wrn_40_2:wrn_16_2,resnet56:resnet20 \
+        --methods kd,icd+kd,crd+kd --cost_split --json benchmarks/results/throughput_cpu.json
     python benchmarks/throughput.py --device cpu --teacher resnet8 --student resnet8 --batch_size 16 \
         --steps 3 --warmup 1 --methods kd --num_classes 10
 """
@@ -56,7 +61,9 @@ from icd_hf.fast import (  # noqa: E402
     autocast_context,
     bf16_supported,
     build_sgd,
+    channels_last_pays,
     configure_cuda_backends,
+    cpu_bf16_instructions,
     prepare_for_speed,
     resolve_device,
     synchronize,
@@ -97,6 +104,12 @@ class Measurement:
     batch_size: int
     hours_240_epochs_cifar100: float
     samples_images_per_s: list[float] = field(default_factory=list)  # one per repeat; the row is their median
+    pair: str = ""  # "teacher -> student"; empty in single-pair reports written before --pairs existed
+
+    @property
+    def key(self) -> str:
+        """The row's method, prefixed by its pair when the report has several."""
+        return f"{self.pair} {self.method}" if self.pair else self.method
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -183,7 +196,10 @@ def run_reference(cfg: argparse.Namespace, method: str, data: BenchData, device:
     return time_steps(steps, cfg.warmup, cfg.steps, device)
 
 
-def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> float:
+def _fast_parts(
+    cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device
+) -> tuple[Distiller, torch.optim.Optimizer, DeviceDataLoader]:
+    """Distiller, fused SGD and device loader, set up as the fast path sets them up (layout by precision)."""
     student, teacher = make_models(cfg, data.num_classes)
     distiller = Distiller(
         student, teacher, method, image_size=data.images.shape[1],
@@ -191,15 +207,72 @@ def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device:
     )
     distiller.to(device)
     distiller.teacher_inference_mode = True
-    prepare_for_speed(distiller, compile=cfg.compile_on)  # channels_last where it pays: on CUDA
+    channels_last = channels_last_pays(device, cfg.bf16_on)
+    prepare_for_speed(distiller, channels_last=channels_last, compile=cfg.compile_on)
     optimizer = build_sgd(
         [p for p in distiller.parameters() if p.requires_grad], LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
         device=device,
     )
     loader = DeviceDataLoader(
         data.images, data.labels, cfg.batch_size, train=True, mean=data.mean, std=data.std, device=device,
-        seed=cfg.seed, drop_last=True,
+        seed=cfg.seed, drop_last=True, channels_last=channels_last,
     )
+    return distiller, optimizer, loader
+
+
+COST_PHASES = ("data", "teacher", "student_forward", "losses", "backward", "optimizer")
+
+
+def cost_split(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> dict[str, float]:
+    """Milliseconds per step spent in each phase of the bare fast loop (mean over ``cfg.steps`` after warm-up).
+
+    The phases are timed one after another with a device synchronisation between them, so their sum is a bit
+    above the pipelined step time; the split is what tells the next optimisation where to look.
+    """
+    distiller, optimizer, loader = _fast_parts(cfg, method, data, device)
+    dtype = torch.bfloat16 if cfg.bf16_on else None
+    totals = dict.fromkeys(COST_PHASES, 0.0)
+    distiller.train()
+    batches = iter(loader)
+    hidden = distiller.needs_hidden_states
+    marks: list[float] = []
+
+    def mark() -> None:
+        synchronize(device)
+        marks.append(time.perf_counter())
+
+    for step in range(cfg.warmup + cfg.steps):
+        marks.clear()
+        mark()
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        mark()
+        x, labels = batch["pixel_values"], batch["labels"]
+        with autocast_context(device, dtype):
+            teacher_out = distiller.teacher_forward(x, hidden)
+            mark()
+            student_out = distiller.student(pixel_values=x, output_hidden_states=hidden)
+            mark()
+            loss = distiller.ce_weight * torch.nn.functional.cross_entropy(student_out.logits.float(), labels)
+            for name, module in distiller.losses.items():
+                value = module(student_out, teacher_out, labels=labels, index=batch["index"], epoch=0.0)
+                loss = loss + distiller.loss_weights[name] * (value["loss"] if isinstance(value, dict) else value)
+            mark()
+        loss.backward()
+        mark()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        mark()
+        if step >= cfg.warmup:
+            for phase, begin, end in zip(COST_PHASES, marks, marks[1:]):
+                totals[phase] += end - begin
+    return {phase: 1000 * seconds / cfg.steps for phase, seconds in totals.items()}
+
+
+def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> float:
+    distiller, optimizer, loader = _fast_parts(cfg, method, data, device)
     dtype = torch.bfloat16 if cfg.bf16_on else None
 
     def steps() -> Iterator[None]:
@@ -300,17 +373,29 @@ RUNNERS: dict[str, Callable[..., float]] = {
 # ---------------------------------------------------------------------------------------------- report
 def environment(device: torch.device) -> dict[str, Any]:
     name, commit = device_name(device), git_commit()
-    return {"device": name, "torch": torch.__version__, "python": platform.python_version(), "git_commit": commit}
+    env = {"device": name, "torch": torch.__version__, "python": platform.python_version(), "git_commit": commit}
+    if device.type == "cpu":
+        env["cpu_bf16"] = cpu_bf16_instructions() or "none (emulated bf16: the fast path stays fp32)"
+        env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (Linux), recorded with the results: a busy machine explains slow numbers."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def ratios(results: Sequence[Measurement]) -> dict[str, dict[str, float]]:
     """Per method, each path's throughput divided by the reference loop's (``c``)."""
-    by_key = {(r.method, r.path): r.images_per_s for r in results}
+    by_key = {(r.key, r.path): r.images_per_s for r in results}
     out: dict[str, dict[str, float]] = {}
-    for (method, path), ips in by_key.items():
-        reference = by_key.get((method, "c"))
+    for (key, path), ips in by_key.items():
+        reference = by_key.get((key, "c"))
         if path != "c" and reference:
-            out.setdefault(method, {})[f"{path}/c"] = ips / reference
+            out.setdefault(key, {})[f"{path}/c"] = ips / reference
     return out
 
 
@@ -321,12 +406,35 @@ def markdown_table(results: Sequence[Measurement]) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        ratio = "1.00" if r.path == "c" else (f"{rel[r.method][f'{r.path}/c']:.2f}" if r.method in rel else "-")
+        ratio = "1.00" if r.path == "c" else (f"{rel[r.key][f'{r.path}/c']:.2f}" if r.key in rel else "-")
         lines.append(
-            f"| {r.method} | ({r.path}) {PATHS[r.path]} | {r.images_per_s:,.0f} | {r.ms_per_step:.1f} | {ratio} | "
+            f"| {r.key} | ({r.path}) {PATHS[r.path]} | {r.images_per_s:,.0f} | {r.ms_per_step:.1f} | {ratio} | "
             f"{r.hours_240_epochs_cifar100:,.1f} h |"
         )
     return "\n".join(lines)
+
+
+def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
+    """``{row: {phase: ms}}`` as a markdown table with each phase's share of the row's total."""
+    lines = ["| pair method | " + " | ".join(COST_PHASES) + " | total |", "|---|" + "---:|" * (len(COST_PHASES) + 1)]
+    for key, phases in splits.items():
+        total = sum(phases.values())
+        cells = [f"{phases[p]:.1f} ms ({100 * phases[p] / total:.0f}%)" for p in COST_PHASES]
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {total:.1f} ms |")
+    return "\n".join(lines)
+
+
+def parse_pairs(text: str | None, teacher: str, student: str) -> list[tuple[str, str]]:
+    """``"wrn_40_2:wrn_16_2,resnet56:resnet20"`` -> pairs; ``None`` -> the single ``--teacher``/``--student``."""
+    if not text:
+        return [(teacher, student)]
+    pairs = []
+    for item in text.split(","):
+        t, sep, s = item.partition(":")
+        if not sep or not t or not s:
+            raise ValueError(f"--pairs item {item!r} is not teacher:student (e.g. resnet56:resnet20)")
+        pairs.append((t, s))
+    return pairs
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -338,6 +446,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--methods", default="kd,crd+kd,icd,icd+kd", help="comma-separated icd_hf method names")
     p.add_argument("--teacher", default="wrn_40_2")
     p.add_argument("--student", default="wrn_16_2")
+    p.add_argument("--pairs", default=None,
+                   help="several teacher:student pairs, comma-separated (replaces --teacher/--student)")
+    p.add_argument("--cost_split", action="store_true",
+                   help="also time the phases of the bare fast loop per (pair, method)")
     p.add_argument("--data", choices=("synthetic", "cifar100"), default="synthetic")
     p.add_argument("--data_dir", default=None, help="with --data cifar100: folder holding cifar-100-python/")
     p.add_argument("--num_images", type=int, default=None,
@@ -361,7 +473,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown paths {unknown}: choose from {', '.join(f'{k} ({v})' for k, v in PATHS.items())}")
     if cfg.steps < 1 or cfg.warmup < 0 or cfg.repeats < 1:
         p.error("--steps and --repeats must be >= 1 and --warmup >= 0")
+    try:
+        cfg.pair_list = parse_pairs(cfg.pairs, cfg.teacher, cfg.student)
+    except ValueError as err:
+        p.error(str(err))
     return cfg
+
+
+def measure_method(
+    cfg: argparse.Namespace, method: str, pair: str, paths: Sequence[str], data: BenchData, device: torch.device
+) -> list[Measurement]:
+    """Every path for one (pair, method); repeats interleave the paths so a shared machine's drifts hit all alike."""
+    seconds: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(cfg.repeats):
+        for path in paths:
+            seconds[path].append(RUNNERS[path](cfg, method, data, device))
+            print(f"{pair} {method:>8} ({path}) {cfg.steps * cfg.batch_size / seconds[path][-1]:10.1f} images/s",
+                  file=sys.stderr, flush=True)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    out = []
+    for path in paths:
+        median = statistics.median(seconds[path])
+        ips = cfg.steps * cfg.batch_size / median
+        out.append(Measurement(
+            method=method, path=path, images_per_s=ips, ms_per_step=1000 * median / cfg.steps,
+            steps=cfg.steps, batch_size=cfg.batch_size,
+            hours_240_epochs_cifar100=RECIPE_EPOCHS * CIFAR100_TRAIN_IMAGES / ips / 3600,
+            samples_images_per_s=[cfg.steps * cfg.batch_size / t for t in seconds[path]], pair=pair,
+        ))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -379,37 +521,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         num_images = cfg.num_images or cfg.batch_size * (cfg.warmup + cfg.steps)
         data = synthetic_data(num_images, cfg.num_classes, image_size=cfg.image_size, seed=cfg.seed)
     results: list[Measurement] = []
+    splits: dict[str, dict[str, float]] = {}
     paths = cfg.paths.split(",")
-    for method in cfg.methods.split(","):
-        seconds: dict[str, list[float]] = {path: [] for path in paths}
-        # Repeats interleave the paths, so slow drifts of a shared machine hit all of them alike.
-        for _ in range(cfg.repeats):
-            for path in paths:
-                seconds[path].append(RUNNERS[path](cfg, method, data, device))
-                print(f"{method:>8} ({path}) {cfg.steps * cfg.batch_size / seconds[path][-1]:10.1f} images/s",
-                      file=sys.stderr, flush=True)
-                gc.collect()
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-        for path in paths:
-            median = statistics.median(seconds[path])
-            ips = cfg.steps * cfg.batch_size / median
-            results.append(Measurement(
-                method=method, path=path, images_per_s=ips, ms_per_step=1000 * median / cfg.steps,
-                steps=cfg.steps, batch_size=cfg.batch_size,
-                hours_240_epochs_cifar100=RECIPE_EPOCHS * CIFAR100_TRAIN_IMAGES / ips / 3600,
-                samples_images_per_s=[cfg.steps * cfg.batch_size / t for t in seconds[path]],
-            ))
+    load_before = load_average()
+    for teacher, student in cfg.pair_list:
+        cfg.teacher, cfg.student = teacher, student
+        pair = f"{teacher} -> {student}" if len(cfg.pair_list) > 1 or cfg.pairs else ""
+        for method in cfg.methods.split(","):
+            results.extend(measure_method(cfg, method, pair, paths, data, device))
+            if cfg.cost_split:
+                splits[f"{teacher} -> {student} {method}"] = cost_split(cfg, method, data, device)
     report = {
         "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": {k: v for k, v in vars(cfg).items() if k != "json"} | {"device": str(device),
-                                                                        "data_source": data.source},
-        "environment": environment(device),
+        "config": {k: v for k, v in vars(cfg).items() if k not in ("json", "pair_list")}
+        | {"device": str(device), "data_source": data.source},
+        "environment": environment(device) | {"load_average_1min": [load_before, load_average()]},
         "paths": {k: PATHS[k] for k in cfg.paths.split(",")},
         "results": [asdict(r) for r in results],
         "ratios": ratios(results),
     }
+    if splits:
+        report["cost_split_ms_per_step"] = splits
     print(markdown_table(results))
+    if splits:
+        print()
+        print(cost_split_table(splits))
     if cfg.json:
         Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -106,3 +106,38 @@ def test_benchmark_runs_end_to_end_on_cpu(throughput, tmp_path, capsys):
     assert set(report["ratios"]["crd+kd"]) == {"a/c", "b/c", "f/c"}
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     assert "| crd+kd | (b) icd-hf plain Trainer" in capsys.readouterr().out
+
+
+def test_pairs_parse_and_refuse_malformed_items(throughput):
+    assert throughput.parse_pairs(None, "wrn_40_2", "wrn_16_2") == [("wrn_40_2", "wrn_16_2")]
+    assert throughput.parse_pairs("wrn_40_2:wrn_16_2,resnet56:resnet20", "x", "y") == [
+        ("wrn_40_2", "wrn_16_2"), ("resnet56", "resnet20")]
+    with pytest.raises(ValueError, match="'resnet56' is not teacher:student"):
+        throughput.parse_pairs("resnet56", "x", "y")
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--pairs", "a:b,c:"])
+
+
+def test_cost_split_table_shares_from_hand_values(throughput):
+    table = throughput.cost_split_table({"t -> s kd": dict(zip(throughput.COST_PHASES, [1, 2, 3, 0, 4, 0]))})
+    assert "| t -> s kd | 1.0 ms (10%) | 2.0 ms (20%) | 3.0 ms (30%) | 0.0 ms (0%) | 4.0 ms (40%) | 0.0 ms (0%) | " \
+           "10.0 ms |" in table
+
+
+def test_two_pairs_with_cost_split_end_to_end(throughput, capsys):
+    report = throughput.main([
+        "--device", "cpu", "--pairs", "resnet8:resnet8,resnet14:resnet8", "--batch_size", "4", "--steps", "2",
+        "--warmup", "1", "--methods", "icd+kd", "--num_classes", "5", "--image_size", "16", "--paths", "a,c",
+        "--num_workers", "0", "--cost_split",
+    ])
+    assert [(r["pair"], r["path"]) for r in report["results"]] == [
+        ("resnet8 -> resnet8", "a"), ("resnet8 -> resnet8", "c"), ("resnet14 -> resnet8", "a"),
+        ("resnet14 -> resnet8", "c")]
+    assert set(report["ratios"]) == {"resnet8 -> resnet8 icd+kd", "resnet14 -> resnet8 icd+kd"}
+    splits = report["cost_split_ms_per_step"]
+    assert set(splits) == {"resnet8 -> resnet8 icd+kd", "resnet14 -> resnet8 icd+kd"}
+    for phases in splits.values():
+        assert list(phases) == list(throughput.COST_PHASES)
+        assert all(v >= 0 for v in phases.values()) and phases["backward"] > 0 and phases["teacher"] > 0
+    assert "cpu_bf16" in report["environment"] and len(report["environment"]["load_average_1min"]) == 2
+    assert "| resnet14 -> resnet8 icd+kd | (a) icd-hf fast path" in capsys.readouterr().out
