@@ -558,6 +558,11 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     values["training"] = coerce_training(data.get("training") or {})
     cfg = ExperimentConfig(**values)
     _check_ranges(cfg)
+    from .models.auto_classifier import looks_like_checkpoint
+
+    if not cfg.teacher_checkpoint and looks_like_checkpoint(cfg.teacher):
+        # --teacher microsoft/resnet-50, a run folder, timm/<name>.<tag>: the name is the checkpoint.
+        cfg.teacher_checkpoint = cfg.teacher
     if cfg.method.lower() != "vanilla" and not cfg.teacher_checkpoint:
         raise ConfigError(
             f"Method {cfg.method!r} needs a trained teacher: set `teacher_checkpoint` to a directory or Hub id "

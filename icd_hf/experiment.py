@@ -10,6 +10,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,9 +39,13 @@ from .trainer import INIT_STAGE_MARKER, DistillationTrainer, DistillationTrainin
 
 logger = logging.getLogger(__name__)
 
-def build_student(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel:
-    """A fresh zoo/timm model, or the weights of a directory/Hub id to continue from."""
-    from .models import is_model, list_models, load_model
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+def build_student(cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None) -> PreTrainedModel:
+    """A fresh zoo/timm model, or the weights of a run folder/directory/Hub id to continue from (with a new head
+    when ``cfg.ignore_mismatched_sizes`` and the checkpoint has another number of classes)."""
+    from .models import is_model, list_models
+    from .models.auto_classifier import load_image_classifier
 
     name = cfg.student
     if "/" not in name and not Path(name).exists() and not is_model(name):
@@ -49,28 +54,35 @@ def build_student(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel:
             f"Unknown student {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
             + f". Use a zoo name ({', '.join(list_models())}), timm/<timm name>, a directory or a Hub id 'org/name'."
         )
-    return load_model(name, num_classes=num_classes)
+    return load_image_classifier(
+        name, num_labels=num_classes, class_names=class_names, ignore_mismatched_sizes=cfg.ignore_mismatched_sizes
+    )
 
 
-def load_teacher(cfg: ExperimentConfig, num_classes: int) -> PreTrainedModel | None:
+def load_teacher(
+    cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
+) -> PreTrainedModel | None:
     """Load the trained teacher and check it is the architecture and label space the config says."""
     if resolve_method(cfg.method, cfg.loss_overrides).needs_teacher is False:
         return None
-    from .models import load_model
+    from .models.auto_classifier import load_image_classifier
 
     path = cfg.teacher_checkpoint
     if path is None:
         raise ValueError(f"Method {cfg.method!r} needs `teacher_checkpoint`.")
-    looks_local = os.path.sep in path or path.startswith(".") or Path(path).exists()
+    # `org/name` that is not a folder here is a Hub id (tried by load_image_classifier, whose error names both).
+    looks_local = not path.startswith("timm/") and not _HUB_ID_RE.match(path) and (
+        os.path.sep in path or path.startswith(".") or Path(path).exists())
     if looks_local and not Path(path).is_dir():
         raise FileNotFoundError(
             f"Teacher checkpoint {path!r} does not exist. Train the teacher first, e.g. "
             f"`python recipes/train_teacher.py --config recipes/configs/teachers/{cfg.teacher or 'wrn_40_2'}.yaml`, "
             f"or point `teacher_checkpoint` at a directory written by save_pretrained / a Hub id."
         )
-    teacher = load_model(path, num_classes=num_classes)
+    # Run folder, save_pretrained folder, Hub id or timm/<name>.<tag>; its head must already fit the dataset.
+    teacher = load_image_classifier(path, num_labels=num_classes, class_names=class_names, role="teacher")
     arch = getattr(teacher.config, "architecture_name", None) or getattr(teacher.config, "model_name", None)
-    if cfg.teacher and arch and arch != cfg.teacher:
+    if cfg.teacher and cfg.teacher != path and arch and arch != cfg.teacher:
         raise ValueError(
             f"Teacher checkpoint {path!r} holds a {arch!r} but the config says teacher: {cfg.teacher}. "
             f"Fix `teacher` or `teacher_checkpoint`."
@@ -191,6 +203,7 @@ class Experiment:
 def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     """Build data, models and trainer; every bad input fails here, before any training."""
     from .data import as_uint8_tensor, build_datasets, collate_batch
+    from .model_pair import adapt_pair, fallback_image_size
 
     if cfg.push_to_hub:
         from .hub import validate_hub_model_id
@@ -211,17 +224,25 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         train_augment=cfg.train_augment,
         max_train_samples=cfg.max_train_samples,
         max_eval_samples=cfg.max_eval_samples,
+        image_column=cfg.image_column,
+        label_column=cfg.label_column,
+        eval_split=cfg.validation_split or "test",
+        validation_size=cfg.validation_size,
+        fallback_image_size=fallback_image_size(cfg),
     )
-    student = build_student(cfg, info.num_classes)
+    student = build_student(cfg, info.num_classes, info.class_names)
     if student.config.id2label is None or len(student.config.id2label) != info.num_classes or all(
         v.startswith("LABEL_") for v in student.config.id2label.values()
     ):
         student.config.id2label, student.config.label2id = info.id2label, info.label2id
-    teacher = load_teacher(cfg, info.num_classes)
+    teacher = load_teacher(cfg, info.num_classes, info.class_names)
+    # Each model gets the batch at its own size and normalisation; transformers models are adapted to the losses.
+    pair = adapt_pair(cfg, info, student, teacher)
     best = _BestAccuracy()
     trainer = DistillationTrainer(
-        model=student,
-        teacher=teacher,
+        model=pair.student,
+        teacher=pair.teacher,
+        processing_class=pair.processor,
         method=method,
         image_size=cfg.image_size or info.image_size or 32,
         args=args,

@@ -1,0 +1,87 @@
+"""The teacher and student of an experiment, each fed the input it expects from one augmented batch.
+
+The data pipeline produces one batch per step: one random crop and flip, at one resolution, normalised with the
+dataset's statistics. A Hub teacher (a 224-pixel ViT with ImageNet statistics) and a CIFAR-sized student cannot
+both take that batch as it is, and two pipelines would give them different crops, which distillation must not
+do: the student imitates the teacher *on the same image*. So the batch stays one, and each model gets its own
+``InputAdapter`` (``icd_hf.models.modeling_hf_adapter``) that resizes and renormalises it on the device.
+
+Which size and normalisation a model expects comes from ``input_spec_of``: its image processor, its icd-hf run,
+its config, or the data's when nothing says otherwise (a fresh student is trained at the batch's size and
+statistics). The student's own spec is written next to it at export as a ``ViTImageProcessor``, so
+``pipeline("image-classification", model=run/student)`` feeds it what training fed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from transformers import PreTrainedModel
+
+from .config import ExperimentConfig
+from .models.modeling_hf_adapter import InputSpec, adapt_model, build_export_processor, input_spec_of
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AdaptedPair", "adapt_pair", "fallback_image_size"]
+
+
+@dataclass
+class AdaptedPair:
+    """What the ``DistillationTrainer`` takes: the models as the ``Distiller`` runs them, the student's export
+    processor, and the resolved input of each model (for logs and records)."""
+
+    student: nn.Module
+    teacher: nn.Module | None
+    processor: Any
+    student_input: InputSpec
+    teacher_input: InputSpec | None
+
+
+def fallback_image_size(cfg: ExperimentConfig) -> int | None:
+    """The batch side for a dataset whose images vary in size: the largest input the models' processors or runs
+    ask for (read without loading any weights), so no model gets an upsampled batch; ``None`` if none says."""
+    sizes = [
+        input_spec_of(cfg.student, None, cfg.student_image_size).image_size,
+        input_spec_of(cfg.teacher_checkpoint, None, cfg.teacher_image_size).image_size
+        if cfg.teacher_checkpoint and cfg.method.strip().lower() != "vanilla"
+        else None,
+    ]
+    known = [s for s in sizes if s]
+    return max(known) if known else None
+
+
+def adapt_pair(
+    cfg: ExperimentConfig, info: Any, student: PreTrainedModel, teacher: PreTrainedModel | None
+) -> AdaptedPair:
+    """Wrap ``student``/``teacher`` with the input adaptation (and output conversion) they need.
+
+    ``info`` is the datasets' ``ImageDatasetInfo``: its ``image_size``, ``mean`` and ``std`` describe the batch.
+    """
+    data = (info.image_size, info.mean, info.std)
+    student_spec = input_spec_of(cfg.student, student, cfg.student_image_size)
+    student_input = student_spec.resolved(*data)
+    teacher_input = None
+    adapted_teacher = None
+    if teacher is not None:
+        teacher_spec = input_spec_of(cfg.teacher_checkpoint, teacher, cfg.teacher_image_size)
+        teacher_input = teacher_spec.resolved(*data)
+        adapted_teacher = adapt_model(teacher, teacher_spec, info.mean, info.std)
+        logger.info("Teacher input: %s", _describe(teacher_input))
+    logger.info("Student input: %s (batch: %s px)", _describe(student_input), info.image_size)
+    return AdaptedPair(
+        student=adapt_model(student, student_spec, info.mean, info.std),
+        teacher=adapted_teacher,
+        processor=build_export_processor(student_input) if student_input.image_size else None,
+        student_input=student_input,
+        teacher_input=teacher_input,
+    )
+
+
+def _describe(spec: InputSpec) -> str:
+    mean = ", ".join(f"{v:.3f}" for v in spec.mean or ())
+    std = ", ".join(f"{v:.3f}" for v in spec.std or ())
+    return f"{spec.image_size} px, mean ({mean}), std ({std}) from {spec.source}"
