@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The CPU-budget protocol end to end (recipes/configs/cpu_budget/): the resnet56 teacher, then one resnet20 student
-# per method. Resumable: a finished step is skipped, an interrupted run resumes from its last checkpoint. Each
-# finished run's results.json is copied to benchmarks/results/cifar100_cpu_budget/ (and committed when
-# COMMIT_TO is a git checkout), so a stop loses at most one run's progress.
+# The CPU-budget protocol end to end (recipes/configs/cpu_budget/): the resnet56 teacher, the CPU throughput
+# benchmark, one resnet20 student per method, then the fp32-vs-bf16 accuracy check. Resumable: a finished step is
+# skipped, an interrupted run resumes from its last checkpoint. Each finished step's results are copied to
+# benchmarks/ (and committed when COMMIT_TO is a git checkout), so a stop loses at most one step's progress.
 #   DATA=/data/cifar-100-python bash benchmarks/cpu_budget.sh
 set -euo pipefail
+# Waiting OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads make a run 10x slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to the folder holding the cifar-100-python pickles}
 COMMIT_TO=${COMMIT_TO:-}
@@ -12,6 +14,7 @@ METHODS=${METHODS:-vanilla kd icd+kd icd dkd crd+kd}
 CFG=recipes/configs/cpu_budget
 KEEP=benchmarks/results/cifar100_cpu_budget
 TEACHER=benchmarks/teachers/resnet56-cpu-budget
+RUNS=runs/cpu_budget
 mkdir -p "$KEEP"
 
 publish() {  # publish PATH... : copy into COMMIT_TO and commit there
@@ -25,16 +28,26 @@ publish() {  # publish PATH... : copy into COMMIT_TO and commit there
 }
 
 if [ ! -f "$TEACHER/model.safetensors" ]; then
-  python recipes/train_teacher.py --config $CFG/teacher_resnet56.yaml --data_dir "$DATA"
-  python benchmarks/cpu_budget.py export-teacher runs/cpu_budget/teachers/resnet56 "$TEACHER"
-  cp runs/cpu_budget/teachers/resnet56/results.json "$KEEP/teacher_resnet56.json"
+  [ -f "$RUNS/teachers/resnet56/results.json" ] ||
+    python recipes/train_teacher.py --config $CFG/teacher_resnet56.yaml --data_dir "$DATA"
+  python benchmarks/cpu_budget.py export-teacher "$RUNS/teachers/resnet56" "$TEACHER"
+  cp "$RUNS/teachers/resnet56/results.json" "$KEEP/teacher_resnet56.json"
   publish "$TEACHER" "$KEEP/teacher_resnet56.json"
 fi
+
+THROUGHPUT=benchmarks/results/throughput_cpu.json
+if [ "${SKIP_THROUGHPUT:-0}" != 1 ] && ! grep -q '"pairs": "wrn_40_2:wrn_16_2,resnet56:resnet20"' "$THROUGHPUT" 2>/dev/null; then
+  python benchmarks/throughput.py --device cpu --data cifar100 --data_dir "$DATA" \
+    --pairs wrn_40_2:wrn_16_2,resnet56:resnet20 --methods kd,icd+kd,crd+kd --paths a,b,c \
+    --steps 8 --warmup 3 --repeats 2 --num_workers 2 --cost_split --json "$THROUGHPUT"
+  publish "$THROUGHPUT"
+fi
+
 for method in $METHODS; do
   name=${method//+/_}
   [ -f "$KEEP/resnet20_$name.json" ] && continue
   python recipes/distill.py --config $CFG/resnet56__resnet20.yaml --method "$method" --data_dir "$DATA" \
-    --output_dir "runs/cpu_budget/resnet56__resnet20/$name"
-  cp "runs/cpu_budget/resnet56__resnet20/$name/results.json" "$KEEP/resnet20_$name.json"
+    --output_dir "$RUNS/resnet56__resnet20/$name"
+  cp "$RUNS/resnet56__resnet20/$name/results.json" "$KEEP/resnet20_$name.json"
   publish "$KEEP/resnet20_$name.json"
 done
