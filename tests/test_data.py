@@ -388,6 +388,36 @@ def test_cifar_pickle_loader_refuses_code_and_wrong_format(tmp_path):
         load_image_dataset("cifar100", "test", data_dir=root)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "labels"])
+def test_corrupt_cifar_pickle_is_one_line_naming_the_file_and_the_fix(tmp_path, damage):
+    root = tmp_path / "cifar-100-python"
+    written = write_cifar100(root)
+    train = root / "train"
+    if damage == "truncate":  # an interrupted download or copy
+        train.write_bytes(train.read_bytes()[: train.stat().st_size // 2])
+    elif damage == "garbage":
+        train.write_bytes(b"<html>404 Not Found</html>")
+    else:
+        data = {**written["train"], b"fine_labels": written["train"][b"fine_labels"][:-1]}
+        with open(train, "wb") as f:
+            pickle.dump(data, f, protocol=2)
+    with pytest.raises(ValueError) as err:
+        build_datasets("cifar100", data_dir=root)
+    message = str(err.value)
+    assert str(train) in message and "\n" not in message
+    assert "corrupt" in message and "cifar-100-python.tar.gz" in message
+
+
+def test_dataset_name_and_data_dir_layout_must_agree(tmp_path):
+    root = tmp_path / "cifar-100-python"
+    write_cifar100(root)
+    # CIFAR-10 asked for, CIFAR-100 given: an error, not a silent CIFAR-100 run.
+    with pytest.raises(ValueError, match="Dataset 'cifar10' was asked for but .* holds the cifar100-python layout"):
+        build_datasets("cifar10", data_dir=root)
+    # The folder on its own (no name) still means what it holds.
+    assert build_datasets(str(root))[2].name == "cifar100"
+
+
 # ---------------------------------------------------------------------------------------------------- STL-10
 
 

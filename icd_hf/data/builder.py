@@ -184,6 +184,12 @@ def _resolve_source(name_or_path: str, data_dir: str | os.PathLike | None) -> tu
                 f"Dataset {known.name!r} was asked for but {str(root)!r} holds the {layout} layout "
                 f"({implied}); fix --dataset or --data_dir."
             )
+        if known is None and implied is not None and data_dir is not None:
+            # `--dataset cifar10 --data_dir <cifar-100-python>` must not quietly train on CIFAR-100.
+            raise ValueError(
+                f"Dataset {str(name_or_path)!r} was asked for but {str(root)!r} holds the {layout} layout "
+                f"({implied}); use --dataset {implied}, or point --data_dir at a copy of {str(name_or_path)!r}."
+            )
         if known is None and implied is not None:
             known = KNOWN_DATASETS[implied]
         return known, layout, root

@@ -184,12 +184,37 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return getattr(np, name)
 
 
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+
+
+class CorruptDataError(pickle.UnpicklingError, ValueError):
+    """A dataset file that cannot be read as what it should be (truncated, corrupt or another format).
+
+    A ``ValueError`` so that the command lines report it as one line of bad input (exit status 2), and an
+    ``UnpicklingError`` for callers that catch the unpickler's own error.
+    """
+
+
 def _load_pickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        # encoding="bytes": the files were written by Python 2, so their str keys come back as bytes.
-        data = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    """One CIFAR pickle; a truncated or corrupt file is an error naming the file, the problem and the fix."""
+    fix = (f"re-download {CIFAR100_URL} and unpack it again (tar xzf), or point --data_dir at an intact "
+           "cifar-100-python/ folder")
+    try:
+        with open(path, "rb") as f:
+            # encoding="bytes": the files were written by Python 2, so their str keys come back as bytes.
+            data = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeDecodeError, MemoryError) as err:
+        size = path.stat().st_size
+        what = str(err) or type(err).__name__
+        if "Refusing to load" in what:
+            raise CorruptDataError(f"{path}: {what}") from None
+        raise CorruptDataError(
+            f"{path} ({size:,} bytes) is not a readable CIFAR pickle ({what}): the file is truncated or corrupt; "
+            f"{fix}."
+        ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a CIFAR dict (got {type(data).__name__}).")
+        raise CorruptDataError(f"{path} does not hold a CIFAR dict (got {type(data).__name__}); {fix}.")
     return data
 
 
@@ -217,7 +242,12 @@ def load_cifar100_python(root: str | os.PathLike, split: str) -> datasets.Datase
         )
     pixels = np.asarray(raw[b"data"], dtype=np.uint8)
     if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{data_file}: b'data' should be (N, 3072) uint8, got {pixels.shape}.")
+        raise CorruptDataError(f"{data_file}: b'data' should be (N, 3072) uint8, got {pixels.shape}.")
+    if len(raw[b"fine_labels"]) != len(pixels):
+        raise CorruptDataError(
+            f"{data_file} holds {len(pixels)} images but {len(raw[b'fine_labels'])} labels: the file is corrupt; "
+            f"re-download {CIFAR100_URL}."
+        )
     images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     fine_names = [n.decode() for n in meta[b"fine_label_names"]]
     coarse_names = [n.decode() for n in meta.get(b"coarse_label_names", [])]
