@@ -234,6 +234,15 @@ def test_distil_between_transformers_models_and_export_for_pipeline(
         classify = pipeline("image-classification", model=str(exported), device="cpu")
         predictions = classify(Image.open(image_folder / "red" / "0.png"))
         assert {p["label"] for p in predictions} == set(CLASSES)
+    if teacher == "vit":
+        # The Hub export of a transformers student: no remote code needed, each model timed at its own size.
+        from icd_hf.hub import export_for_hub
+
+        out = export_for_hub(tmp_path / "run", tmp_path / "hub")
+        record = json.loads((out / "results.json").read_text())["hub_export"]
+        assert record["latency"]["image_size"] == FAMILIES[student][2] and record["latency"]["teacher_ms"] > 0
+        assert pipeline("image-classification", model=str(out), device="cpu")(
+            Image.open(image_folder / "blue" / "1.png"))[0]["label"] in CLASSES
 
 
 def test_zoo_and_timm_models_as_teachers_at_their_own_resolution(image_folder, tmp_path):

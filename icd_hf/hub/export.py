@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForImageClassification, PreTrainedModel, ViTImageProcessor
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 from ..runs import EXPORT_DIRNAME, RESULTS_NAME
 from ..version import __version__
@@ -103,6 +104,8 @@ def _check_student_dir(student_dir: Path) -> dict[str, Any]:
         )
     config = json.loads(config_path.read_text())
     auto_map = config.get("auto_map")
+    if not auto_map and config.get("model_type") in CONFIG_MAPPING_NAMES:
+        return config  # a transformers architecture (a distilled MobileNetV2...): no remote code to ship
     if not auto_map:
         raise ValueError(
             f"{config_path} has no `auto_map`, so the Hub copy could not be loaded with trust_remote_code. The model "
@@ -177,16 +180,30 @@ def _resolve_local(ref: str | None, run_dir: Path) -> Path | None:
     return None
 
 
+def _processor_side(model_dir: Path) -> int | None:
+    path = model_dir / PROCESSOR_NAME
+    size = json.loads(path.read_text()).get("size") if path.is_file() else None
+    if isinstance(size, dict) and size.get("height"):
+        return int(size["height"])
+    return None
+
+
 def measure_latency_report(
     student_dir: Path, teacher_dir: Path | None, image_size: int, *, runs: int = 20, threads: int = 1
 ) -> LatencyReport:
-    """Latency of the exported student and, when its weights are local, of the teacher, on this CPU."""
+    """Latency of the exported student and, when its weights are local, of the teacher, on this CPU.
+
+    Each model is timed at the input side its ``preprocessor_config.json`` names (``image_size`` otherwise): a
+    224-pixel teacher distilled into a 64-pixel student is deployed at those sizes, and that is the speed-up.
+    """
     import platform
 
+    image_size = _processor_side(student_dir) or image_size
     student_ms = measure_cpu_latency(_load_local(student_dir), image_size, runs=runs, threads=threads)
     teacher_ms = None
     if teacher_dir is not None:
-        teacher_ms = measure_cpu_latency(_load_local(teacher_dir), image_size, runs=runs, threads=threads)
+        teacher_size = _processor_side(teacher_dir) or image_size
+        teacher_ms = measure_cpu_latency(_load_local(teacher_dir), teacher_size, runs=runs, threads=threads)
     return LatencyReport(
         student_ms=round(student_ms, 3),
         teacher_ms=None if teacher_ms is None else round(teacher_ms, 3),
