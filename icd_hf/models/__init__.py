@@ -1,4 +1,6 @@
-"""CIFAR model zoo and timm backbones as transformers models.
+"""CIFAR model zoo and timm backbones as transformers models, and the adapter that lets any other image classifier
+(``transformers`` ResNet, ConvNeXt, ViT, MobileNetV2...) take part in distillation (``modeling_hf_adapter``,
+``load_image_classifier``).
 
 Importing this package registers every architecture with the model registry (``create_model``) and with
 ``AutoConfig`` / ``AutoModel`` / ``AutoModelForImageClassification``, and marks the classes for
@@ -8,6 +10,7 @@ model then also loads with ``trust_remote_code=True`` where icd-hf is not instal
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
+from .auto_classifier import load_image_classifier
 from .configuration_mobilenetv2_cifar import MobileNetV2CifarConfig
 from .configuration_resnet50_cifar import ResNet50CifarConfig
 from .configuration_resnet_cifar import ResNetCifarConfig
@@ -17,6 +20,7 @@ from .configuration_timm_backbone import TimmBackboneConfig
 from .configuration_vgg_cifar import VGG_CIFAR_BLOCKS, VGGCifarConfig
 from .configuration_wrn import WideResNetConfig
 from .modeling_common import ZooPreTrainedModel
+from .modeling_hf_adapter import DistillationAdapter, InputAdapter, InputSpec, adapt_model
 from .modeling_mobilenetv2_cifar import MobileNetV2CifarForImageClassification
 from .modeling_outputs import DistillationModelOutput
 from .modeling_resnet50_cifar import ResNet50CifarForImageClassification
@@ -57,7 +61,10 @@ _register_auto_classes()
 __all__ = [
     "MODEL_CLASSES",
     "VGG_CIFAR_BLOCKS",
+    "DistillationAdapter",
     "DistillationModelOutput",
+    "InputAdapter",
+    "InputSpec",
     "MobileNetV2CifarConfig",
     "MobileNetV2CifarForImageClassification",
     "ResNet50CifarConfig",
@@ -75,10 +82,12 @@ __all__ = [
     "WideResNetConfig",
     "WideResNetForImageClassification",
     "ZooPreTrainedModel",
+    "adapt_model",
     "create_model",
     "create_timm_model",
     "is_model",
     "list_models",
+    "load_image_classifier",
     "load_model",
     "register_model",
     "register_model_prefix",
