@@ -96,6 +96,11 @@ def summarise(kept_dir: Path = KEPT_RUNS, paper_dir: Path | None = None) -> dict
             "paper_240_epochs_top1": paper_top1,
         })
     paper_teacher = find_paper_result(pair[0], pair[1], None, paper_dir)
+    bf16_check = {
+        precision: _run_row(json.loads(path.read_text()))
+        for precision in ("fp32", "bf16")
+        if (path := kept_dir / f"bf16_check_{precision}.json").is_file()
+    }
     return {
         "protocol": "recipes/configs/cpu_budget/cifar100_cpu_budget.yaml",
         "dataset": "cifar100 (50,000 train / 10,000 test)",
@@ -103,6 +108,7 @@ def summarise(kept_dir: Path = KEPT_RUNS, paper_dir: Path | None = None) -> dict
         "teacher": teacher,
         "paper_240_epochs_teacher_top1": paper_teacher.teacher_top1 if paper_teacher else None,
         "students": methods,
+        "bf16_check": bf16_check,
     }
 
 
@@ -145,6 +151,20 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"| {pair['student']} | {name} | {runs[0]['epochs']} | {top1} | {best} | {top5} | {wall} | "
             f"{_cell(entry['paper_240_epochs_top1'])} |"
         )
+    check = summary.get("bf16_check") or {}
+    if check:
+        lines += [
+            "",
+            "bf16 accuracy check (resnet20 from labels, 10,000 training images, same seed):",
+            "",
+            "| precision | epochs | top-1 (last) | best top-1 | top-5 | wall time |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for precision, run in check.items():
+            lines.append(
+                f"| {precision} | {run['epochs']} | {_cell(run['top1'])} | {_cell(run['best_top1'])} | "
+                f"{_cell(run['top5'])} | {_minutes(run['wall_time_s'])} |"
+            )
     return "\n".join(lines)
 
 

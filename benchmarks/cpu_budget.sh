@@ -51,3 +51,11 @@ for method in $METHODS; do
   cp "$RUNS/resnet56__resnet20/$name/results.json" "$KEEP/resnet20_$name.json"
   publish "$KEEP/resnet20_$name.json"
 done
+
+for precision in fp32 bf16; do
+  [ -f "$KEEP/bf16_check_$precision.json" ] && continue
+  python recipes/train_teacher.py --config $CFG/bf16_check_resnet20.yaml --data_dir "$DATA" \
+    --training.bf16 "$([ $precision = bf16 ] && echo true || echo false)" --output_dir "$RUNS/bf16_check/$precision"
+  cp "$RUNS/bf16_check/$precision/results.json" "$KEEP/bf16_check_$precision.json"
+  publish "$KEEP/bf16_check_$precision.json"
+done

@@ -82,6 +82,19 @@ def _kept(tmp_path: Path) -> Path:
     return kept
 
 
+def test_bf16_check_rows(cpu_budget, tmp_path):
+    kept = _kept(tmp_path)
+    for precision, top1 in (("fp32", 30.0), ("bf16", 29.5)):
+        (kept / f"bf16_check_{precision}.json").write_text(json.dumps(_results("vanilla", top1, teacher=None)))
+    summary = cpu_budget.summarise(kept, _paper(tmp_path))
+    assert {p: r["top1"] for p, r in summary["bf16_check"].items()} == {"fp32": 30.0, "bf16": 29.5}
+    table = cpu_budget.markdown_table(summary)
+    assert "| fp32 | 3 | 30.00 | 30.50 | 50.00 | 20 min |" in table
+    assert "| bf16 | 3 | 29.50 | 30.00 | 49.50 | 20 min |" in table
+    # bf16 runs are not students of the pair.
+    assert [m["method"] for m in summary["students"]] == ["vanilla", "kd", "icd+kd"]
+
+
 def _paper(tmp_path: Path) -> Path:
     paper = tmp_path / "paper"
     paper.mkdir()
