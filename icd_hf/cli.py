@@ -3,6 +3,7 @@
     icd-hf train-teacher --config recipes/configs/teachers/wrn_40_2.yaml [--field value ...]
     icd-hf distill --config recipes/configs/pairs/wrn_40_2__wrn_16_2.yaml --method icd+kd [--field value ...]
     icd-hf sweep --config ... --methods kd,crd+kd,icd+kd
+    icd-hf launch --num_processes 2 --multi_gpu distill --config ... (validated here, then accelerate launch)
     icd-hf export RUN_DIR --out DIR [--hub_model_id org/name]
     icd-hf push RUN_DIR --hub_model_id org/name [--private] [--dry_run]
 
@@ -119,6 +120,52 @@ _RECIPES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 }
 
 
+LAUNCH_USAGE = """usage: icd-hf launch [ACCELERATE_LAUNCH_OPTIONS ...] {train-teacher,distill,sweep} [--config FILE]
+                     [--FIELD VALUE ...]
+
+Validate a recipe's arguments here (types, fields, method, a different run in output_dir), then run it under
+`accelerate launch` with the given options (e.g. --num_processes 2 --multi_gpu, --cpu, --mixed_precision bf16).
+A bad config fails before anything is launched; an error inside the launched run is printed again after the
+launcher's own report, so the project's one-line error is the last line either way."""
+
+
+def _launch(argv: list[str]) -> int:
+    import os
+    import subprocess
+    import tempfile
+
+    from .cli_utils import BAD_INPUT_ERRORS, ERROR_FILE_ENV, report_error, validate_recipe_argv, wants_help
+
+    split = next((i for i, a in enumerate(argv) if a in _RECIPES), None)
+    if split is None:
+        print(LAUNCH_USAGE, file=sys.stdout if wants_help(argv) else sys.stderr)
+        return 0 if wants_help(argv) else 2
+    launcher_args, recipe, recipe_argv = argv[:split], argv[split], argv[split + 1:]
+    if wants_help(recipe_argv):
+        return _RECIPES[recipe][1](recipe_argv)
+    prog = f"icd-hf launch {recipe}"
+    try:
+        if recipe == "sweep":
+            from .sweep import SWEEP_OPTIONS, validate_sweep_argv
+
+            validate_sweep_argv(recipe_argv, extra={k: v[0] for k, v in SWEEP_OPTIONS.items()})
+        else:
+            validate_recipe_argv(recipe_argv, force_method="vanilla" if recipe == "train-teacher" else None)
+    except BAD_INPUT_ERRORS as err:
+        report_error(prog, err)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        error_file = os.path.join(tmp, "error.txt")
+        command = [sys.executable, "-m", "accelerate.commands.launch", *launcher_args, "-m", "icd_hf.cli", recipe,
+                   *recipe_argv]
+        code = subprocess.run(command, env={**os.environ, ERROR_FILE_ENV: error_file}).returncode
+        if code != 0 and os.path.isfile(error_file):
+            sys.stdout.flush()
+            print(open(error_file).read().strip(), file=sys.stderr, flush=True)
+            return 2
+    return 0 if code == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``icd-hf`` parser with every registered sub-command."""
     parser = argparse.ArgumentParser(prog="icd-hf", description="icd-hf: knowledge distillation, the Hugging Face way.")
@@ -127,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, _) in _RECIPES.items():
         # Only listed here: `icd-hf NAME --help` is answered by the recipe itself, with every config field.
         subparsers.add_parser(name, help=help_text, description=f"{help_text}; takes --config FILE --field value ...")
+    subparsers.add_parser("launch", help="validate a recipe's config, then run it under `accelerate launch`")
     for name, (help_text, configure) in _SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(run=configure(sub))
@@ -141,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _RECIPES:
         return _RECIPES[argv[0]][1](argv[1:])
+    if argv and argv[0] == "launch":
+        return _launch(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(logging.INFO if args.verbose else logging.WARNING)

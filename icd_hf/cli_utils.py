@@ -48,12 +48,45 @@ def configure_logging(level: int = logging.INFO) -> None:
         package_logger.addHandler(handler)
 
 
+# Set by `icd-hf launch`: the launched recipe also writes its error line there, so that the launching process can
+# print it again after accelerate's / torchrun's own failure report, as the last line.
+ERROR_FILE_ENV = "ICD_HF_ERROR_FILE"
+
+
 def report_error(prog: str, err: BaseException | str) -> None:
     """Print ``prog: error: message`` on stderr, from the main process only, as the last thing written."""
     if is_main_process():
         sys.stdout.flush()
         message = error_message(err) if isinstance(err, BaseException) else err
-        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+        line = f"{prog}: error: {' '.join(str(message).split())}"
+        print(line, file=sys.stderr, flush=True)
+        if os.environ.get(ERROR_FILE_ENV):
+            with open(os.environ[ERROR_FILE_ENV], "w") as f:
+                f.write(line + "\n")
+
+
+def validate_recipe_argv(argv: list[str], force_method: str | None = None,
+                         extra: Mapping[str, Any] | None = None) -> Any:
+    """Everything about a recipe's arguments that can be checked without loading data or models: the config and
+    its types, the method, and whether ``output_dir`` holds another run. Returns the config."""
+    from .experiment import experiment_fingerprint
+    from .losses.presets import resolve_method
+    from .runs import plan_resume
+
+    overrides = parse_overrides(argv, extra=extra)
+    for name in extra or {}:
+        overrides.pop(name, None)
+    if force_method is not None:
+        if overrides.get("method", force_method) != force_method:
+            raise ConfigError(f"this recipe trains with method {force_method!r}; use distill for distillation.")
+        overrides["method"] = force_method
+    cfg = load_config(overrides.get("config"), overrides)
+    method = resolve_method(cfg.method, cfg.loss_overrides)
+    from .config import training_defaults
+
+    plan_resume(cfg.output_dir, cfg.resume, experiment_fingerprint(cfg, method), overwrite=cfg.overwrite_output_dir,
+                defaults=training_defaults())
+    return cfg
 
 
 def _config_arg(argv: list[str]) -> str | None:
@@ -74,8 +107,9 @@ def print_help(
     prog: str, argv: list[str], extra: Mapping[str, tuple[Any, Any, str]] | None = None, description: str | None = None
 ) -> None:
     """Every field with its type, default (from ``--config`` when given) and help, after the script's docstring."""
-    if description is None and prog.endswith(".py"):
-        description = getattr(sys.modules.get("__main__"), "__doc__", None)
+    main = sys.modules.get("__main__")
+    if description is None and os.path.basename(getattr(main, "__file__", None) or "") == prog:
+        description = main.__doc__  # the recipe script's docstring: its usage examples
     print(config_help(prog, description=description, config_path=_config_arg(argv), extra=extra))
 
 

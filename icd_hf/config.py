@@ -167,7 +167,11 @@ def _is_union(hint: Any) -> bool:
 
 
 def _members(hint: Any) -> tuple[Any, ...]:
-    return typing.get_args(hint) if _is_union(hint) else (hint,)
+    members = typing.get_args(hint) if _is_union(hint) else (hint,)
+    if str in members and any(_is_enum(m) for m in members):
+        # TrainingArguments' `IntervalStrategy | str`: the str is the enum's value spelled out, not free text.
+        members = tuple(m for m in members if m is not str)
+    return members
 
 
 def _accepts_none(hint: Any) -> bool:

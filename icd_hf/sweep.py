@@ -80,6 +80,15 @@ def sweep_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def validate_sweep_argv(argv: list[str], extra: dict[str, Any]) -> None:
+    """Check a sweep's arguments (config, types, every method name) without loading anything."""
+    overrides = parse_overrides(argv, extra=extra)
+    methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")
+    base = load_config(overrides.pop("config", None), {**overrides, "method": "vanilla"})
+    for method in (m.strip() for m in methods if m.strip()):
+        resolve_method(method, base.loss_overrides if method != "vanilla" else None)
+
+
 SWEEP_OPTIONS = {"methods": (str, DEFAULT_METHODS, "comma-separated methods to run, one run folder each")}
 
 

@@ -2,31 +2,80 @@
 """Quick start: train a teacher, a vanilla student and an ICD+KD student on a small offline dataset.
 
     python recipes/quickstart.py [--output_dir runs/quickstart] [--teacher_epochs 15] [--training.num_train_epochs 15]
+    python recipes/quickstart.py --write_results   # also record the numbers and re-render the docs from them
 
 Runs offline on a CPU in a few minutes (scikit-learn's digits, upscaled to 32x32) and prints the teacher,
 vanilla-student and distilled-student accuracies. Any config field can be overridden as in distill.py.
+``--write_results`` writes ``benchmarks/results/quickstart.json`` (the three runs' results and their logit
+correlation with the teacher) and renders README.md's quick-start block and ``model_cards/examples/`` from it
+(``recipes/render_docs.py``): the only way those numbers change.
 """
 
+import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
-from icd_hf.config import ConfigError, load_config, parse_overrides
+from render_docs import RESULTS_FILE, quickstart_table, render
+
+from icd_hf.cli_utils import (
+    BAD_INPUT_ERRORS,
+    command_line,
+    configure_logging,
+    print_help,
+    report_error,
+)
+from icd_hf.config import load_config, parse_overrides
 from icd_hf.experiment import run_experiment
-from icd_hf.runs import EXPORT_DIRNAME
+from icd_hf.runs import EXPORT_DIRNAME, git_commit, method_dirname
 
 CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
+OPTIONS = {
+    "teacher_epochs": (int, 15, "epochs of the teacher (its LR steps at 2/3 and 5/6 of them)"),
+    "write_results": (bool, False, f"write {RESULTS_FILE.relative_to(RESULTS_FILE.parents[2])} and re-render the "
+                                   "README block and model_cards/examples/ from it"),
+}
+
+
+def logit_correlation(teacher_dir: Path, student_dirs: dict[str, Path], dataset: str) -> dict[str, dict]:
+    """Mean |corr(student) - corr(teacher)| of the class logits on the test set (``recipes/correlation.py``)."""
+    from icd_hf.evaluation import correlation_difference, extract_outputs
+    from icd_hf.evaluation.loading import load_eval_datasets, load_eval_model
+
+    _, eval_ds, info = load_eval_datasets(dataset, max_train_samples=1)
+
+    def logits(folder: Path):  # noqa: ANN202
+        model = load_eval_model(str(folder), num_classes=info.num_classes)
+        return extract_outputs(model, eval_ds, keys=("logits",), device="cpu", cache_path=None, progress=False)[
+            "logits"]
+
+    teacher = logits(teacher_dir)
+    out = {}
+    for key, folder in student_dirs.items():
+        result = correlation_difference(teacher, logits(folder))
+        out[key] = {k: round(result[k], 6) for k in ("mean_abs_diff", "mean_abs_diff_offdiag", "max_abs_diff")}
+    return out
 
 
 def main(argv: list[str]) -> int:
+    if any(a in {"-h", "--help"} for a in argv):
+        print_help("quickstart.py", argv, extra=OPTIONS)
+        return 0
+    configure_logging()
+    start = time.time()
     try:
-        overrides = parse_overrides(argv)
+        overrides = parse_overrides(argv, extra={name: hint for name, (hint, _, _) in OPTIONS.items()})
         root = Path(overrides.pop("output_dir", "runs/quickstart"))
-        teacher_epochs = int(overrides.pop("teacher_epochs", 15))
+        teacher_epochs = overrides.pop("teacher_epochs", 15)
+        write_results = overrides.pop("write_results", False)
         cfg = load_config(overrides.pop("config", CONFIG), overrides)
-    except ConfigError as err:
-        print(f"quickstart.py: error: {err}", file=sys.stderr)
+        if teacher_epochs < 1:
+            raise ValueError(f"--teacher_epochs must be at least 1, got {teacher_epochs}.")
+    except BAD_INPUT_ERRORS as err:
+        report_error("quickstart.py", err)
         return 2
+    command = command_line("quickstart.py", argv)
     # The teacher may train for a different number of epochs; its LR steps sit at 2/3 and 5/6 of them.
     teacher_training = {
         **cfg.training,
@@ -34,34 +83,42 @@ def main(argv: list[str]) -> int:
         "lr_milestones": [round(teacher_epochs * 2 / 3), round(teacher_epochs * 5 / 6)],
     }
     teacher_cfg = replace(
-        cfg, student=cfg.teacher, method="vanilla", output_dir=str(root / "teacher"), training=teacher_training
+        cfg, student=cfg.teacher, teacher=None, teacher_checkpoint=None, method="vanilla",
+        output_dir=str(root / "teacher"), training=teacher_training,
     )
-    teacher = run_experiment(teacher_cfg, command="quickstart teacher")
+    teacher = run_experiment(teacher_cfg, command=command)
     vanilla_cfg = replace(cfg, method="vanilla", output_dir=str(root / "vanilla"))
-    vanilla = run_experiment(vanilla_cfg, command="quickstart vanilla")
+    vanilla = run_experiment(vanilla_cfg, command=command)
+    distilled_dir = root / method_dirname(cfg.method)
     distilled = run_experiment(
         replace(
             cfg,
             teacher_checkpoint=str(root / "teacher" / EXPORT_DIRNAME),
-            output_dir=str(root / cfg.method.replace("+", "_")),
+            output_dir=str(distilled_dir),
             baselines={"vanilla_top1": vanilla["metrics"]["top1"]},
         ),
-        command="quickstart distill",
+        command=command,
     )
-    rows = [
-        (f"teacher ({cfg.teacher})", teacher),
-        (f"vanilla student ({cfg.student})", vanilla),
-        (f"{cfg.method} student ({cfg.student})", distilled),
-    ]
-    print(f"\nQuick start on {cfg.dataset} ({teacher['dataset'].get('num_classes')} classes), test accuracy:")
-    print("| model | params | top-1 | top-5 | train time |")
-    print("|---|---|---|---|---|")
-    for name, r in rows:
-        m = r["metrics"]
-        params = r["student"]["num_parameters"]
-        print(f"| {name} | {params:,} | {m['top1']:.2f} | {m['top5']:.2f} | {r['wall_time_s']:.0f} s |")
-    export = root / cfg.method.replace("+", "_") / EXPORT_DIRNAME
-    print(f"\nThe distilled student is in {export} (save_pretrained format).")
+    summary = {
+        "command": command,
+        "git_commit": git_commit(),
+        "device": teacher["device"],
+        "total_wall_time_s": round(time.time() - start, 1),
+        "runs": {"teacher": teacher, "vanilla": vanilla, "distilled": distilled},
+    }
+    print("\n" + quickstart_table(summary))
+    print(f"\nThe distilled student is in {distilled_dir / EXPORT_DIRNAME} (save_pretrained format).")
+    if write_results:
+        summary["correlation"] = logit_correlation(
+            root / "teacher" / EXPORT_DIRNAME,
+            {"vanilla": root / "vanilla" / EXPORT_DIRNAME, "distilled": distilled_dir / EXPORT_DIRNAME},
+            cfg.dataset,
+        )
+        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS_FILE.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {RESULTS_FILE}")
+        for path in render():
+            print(f"wrote {path}")
     return 0
 
 

@@ -290,6 +290,22 @@ def test_teacher_card_and_hub_base_model(run):
     assert "| CPU latency, batch 1 | – | 1.23 ms | – |" in hub_card.text
 
 
+def test_card_names_the_teacher_and_no_dataset_it_was_not_trained_on(run, tmp_path):
+    text = (run.export_dir / "README.md").read_text()
+    # The teacher's folder on the training machine means nothing to a reader of the card.
+    assert str(run.root) not in text and "- Teacher: resnet20, frozen during distillation." in text
+    hub_teacher = dict(run.results, teacher=dict(run.results["teacher"], path_or_hub_id="test-org/resnet20-hub"))
+    assert "- Teacher: resnet20 (`test-org/resnet20-hub`), frozen" in str(render_model_card(hub_teacher))
+    named = str(render_model_card(run.results, teacher_hub_id="test-org/resnet20-cifar10"))
+    assert "- Teacher: resnet20 (`test-org/resnet20-cifar10`), frozen" in named
+    digits = dict(run.results, dataset=dict(run.results["dataset"], name="digits", source="digits"),
+                  command="python recipes/quickstart.py")
+    for card in (render_model_card(digits, paper_dir=run.paper_dir),
+                 render_model_card(dict(digits, teacher=None, method="vanilla"), paper_dir=run.paper_dir)):
+        assert "cifar" not in str(card).lower()
+    assert "- Command: `python recipes/quickstart.py`" in str(render_model_card(digits))
+
+
 # --- loading in fresh processes -----------------------------------------------------------------------------------
 
 

@@ -62,7 +62,8 @@ def test_every_config_parses_and_its_models_build(path):
 
 
 def test_overrides_are_typed_and_take_dotted_paths():
-    got = parse_overrides(["--method", "crd+kd", "--training.lr_milestones=[1, 2]", "--fast_path", "--image_size", "64"])
+    got = parse_overrides(["--method", "crd+kd", "--training.lr_milestones=[1, 2]", "--fast_path", "--image_size",
+                           "64"])
     assert got == {"method": "crd+kd", "training.lr_milestones": [1.0, 2.0], "fast_path": True, "image_size": 64}
     with pytest.raises(ConfigError, match="Unknown config field 'x'"):
         parse_overrides(["--x", "0.5"])
@@ -101,6 +102,9 @@ def _cli(args, tmp_path) -> subprocess.CompletedProcess:
         (["--method", "icd", "--teacher_checkpoint", "/nonexistent/t"], "Train the teacher first"),
         (["--method", "vanilla", "--dataset", "cifar100", "--data_dir", "/nonexistent/c"], "/nonexistent/c"),
         (["--method", "vanilla", "--push_to_hub", "--hub_model_id", "no spaces allowed"], "hub"),
+        # An org/name that is no folder here is tried on the Hub; the error says both were tried.
+        (["--method", "icd", "--teacher_checkpoint", "someorg/wrn40"],
+         "Could not load the teacher 'someorg/wrn40': it is not a local folder, and loading it from the Hugging Face"),
     ],
 )
 def test_cli_rejects_bad_input_before_training(args, message, tmp_path):

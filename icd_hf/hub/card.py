@@ -93,6 +93,12 @@ def dataset_hub_id(dataset: Mapping[str, Any]) -> str | None:
     return KNOWN_DATASETS[known].hub_id if known else None
 
 
+def _known_dataset(dataset: Mapping[str, Any]) -> str | None:
+    from ..data.info import canonical_dataset_name
+
+    return canonical_dataset_name(str(dataset.get("name") or ""))
+
+
 def _pct(value: Any) -> str:
     return f"{float(value):.2f}" if value is not None else "–"
 
@@ -274,6 +280,8 @@ def render_model_card(
         latency = latency.to_dict()
     terms = list((results.get("loss") or {}).get("terms", []))
     paper = find_paper_result(teacher["name"] if teacher else None, student["name"], method, paper_dir)
+    if _known_dataset(dataset) not in (None, "cifar100"):
+        paper = None  # the paper's figures are CIFAR-100 ones: no comparison for a digits or STL-10 model
     image_size = (results.get("config") or {}).get("image_size") or dataset.get("image_size") or dataset.get(
         "native_image_size") or "native"
     context: dict[str, Any] = dict(
@@ -314,7 +322,9 @@ def render_model_card(
             f"on {dataset['name']}",
             teacher_name=teacher["name"],
             teacher_params_h=_human_params(t_params),
-            teacher_ref=teacher.get("path_or_hub_id"),
+            # A Hub id names the teacher for every reader; a local path of the training machine names nothing.
+            teacher_ref=teacher_hub_id or (teacher.get("path_or_hub_id") if looks_like_hub_id(
+                teacher.get("path_or_hub_id")) else None),
             params_ratio=f"{t_params / s_params:.1f}×" if t_params and s_params else "–",
             latency=lat,
             method_label=paper_method_name(method),
