@@ -75,7 +75,7 @@ def readme_block(summary: dict[str, Any]) -> str:
     distilled = summary["runs"]["distilled"]
     lines = [
         BEGIN,
-        f"What the quick start printed on the development machine ({summary['device']}, icd-hf commit "
+        f"What `{summary['command']}` printed on the development machine ({summary['device']}; icd-hf commit "
         f"`{summary['git_commit']}`; {_minutes(summary['total_wall_time_s'])} in all):",
         "",
         "```",
