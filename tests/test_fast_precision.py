@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from trainer_helpers import ClassBlobs, tiny_args, tiny_pair
 
 from icd_hf.config import ExperimentConfig
 from icd_hf.experiment import training_arguments
@@ -19,7 +20,6 @@ from icd_hf.fast import (
 )
 from icd_hf.fast import speed as fast_speed
 from icd_hf.trainer import DistillationTrainer
-from trainer_helpers import ClassBlobs, tiny_args, tiny_pair
 
 XEON_AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
 XEON_AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
@@ -63,7 +63,9 @@ def test_choice_on_a_bf16_cpu_and_on_an_avx2_cpu(cpu_flags):
     cpu_flags(XEON_AMX)
     amx = choose_fast_path_precision("cpu")
     assert (amx.bf16, amx.channels_last) == (True, True)
-    assert amx.describe() == "bf16 autocast, channels_last: the CPU (AMX-BF16) has native bf16; losses keep float32 math"
+    assert amx.describe() == (
+        "bf16 autocast, channels_last: the CPU (AMX-BF16) has native bf16; losses keep float32 math"
+    )
 
     cpu_flags(EPYC_AVX2)
     avx2 = choose_fast_path_precision("cpu")
