@@ -12,6 +12,7 @@ correlation with the teacher) and renders README.md's quick-start block and ``mo
 """
 
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -64,6 +65,8 @@ def main(argv: list[str]) -> int:
         return 0
     configure_logging()
     start = time.time()
+    # Train times mean little without knowing what else ran: record the load the quick start started under.
+    load_at_start = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     try:
         overrides = parse_overrides(argv, extra={name: hint for name, (hint, _, _) in OPTIONS.items()})
         root = Path(overrides.pop("output_dir", "runs/quickstart"))
@@ -104,6 +107,7 @@ def main(argv: list[str]) -> int:
         "git_commit": git_commit(),
         "device": teacher["device"],
         "total_wall_time_s": round(time.time() - start, 1),
+        "load_average_at_start": load_at_start,
         "runs": {"teacher": teacher, "vanilla": vanilla, "distilled": distilled},
     }
     print("\n" + quickstart_table(summary))

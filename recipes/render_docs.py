@@ -73,10 +73,12 @@ def readme_block(summary: dict[str, Any]) -> str:
     """The README's quick-start results, between the markers (markers included)."""
     num_eval = summary["runs"]["teacher"]["dataset"]["num_eval"]
     distilled = summary["runs"]["distilled"]
+    load = summary.get("load_average_at_start")
+    shared = f", shared with other jobs (load average {load:.1f} at start)" if load and load >= 1.0 else ""
     lines = [
         BEGIN,
-        f"What `{summary['command']}` printed on the development machine ({summary['device']}; icd-hf commit "
-        f"`{summary['git_commit']}`; {_minutes(summary['total_wall_time_s'])} in all):",
+        f"What `{summary['command']}` printed on the development machine ({summary['device']}{shared}; icd-hf "
+        f"commit `{summary['git_commit']}`; {_minutes(summary['total_wall_time_s'])} in all):",
         "",
         "```",
         quickstart_table(summary),
