@@ -327,3 +327,46 @@ def test_timm_unknown_name_is_explained():
     with pytest.raises(ValueError, match="no model 'no_such_net'") as err:
         create_model("timm/no_such_net")
     assert timm.__version__ in str(err.value)
+
+
+# ---- the zoo template --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet8", "wrn_16_1", "vgg8", "mobilenetv2", "shufflenetv2", "timm/test_resnet"])
+def test_timm_style_split_gives_the_forward_outputs(name):
+    """forward_features -> forward_head(pre_logits) -> classifier is the forward pass, piece by piece."""
+    model = _model(name, 10) if not name.startswith("timm/") else create_model(name, num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = model(pixel_values=x, output_hidden_states=True)
+        maps = []
+        features = model.forward_features(x, maps)
+        pooled = model.forward_head(features, pre_logits=True)
+        logits = model.forward_head(features)
+    torch.testing.assert_close(pooled, out.pooler_output)
+    torch.testing.assert_close(logits, out.logits)
+    assert len(maps) == len(out.hidden_states)
+    for (fmap, preact), hidden, hidden_preact in zip(maps, out.hidden_states, out.preact_hidden_states):
+        torch.testing.assert_close(fmap, hidden)
+        torch.testing.assert_close(preact, hidden_preact)
+    if not name.startswith("timm/"):
+        assert len(maps) == 1 + model.num_stages
+        assert isinstance(model.get_classifier(), (torch.nn.Linear, torch.nn.Sequential))
+
+
+def test_every_zoo_class_is_discovered_and_exported():
+    import icd_hf.models as models
+
+    names = {cls.__name__ for cls in MODEL_CLASSES}
+    assert names >= {"WideResNetForImageClassification", "ResNetCifarForImageClassification",
+                     "TimmBackboneForImageClassification", "VGGCifarForImageClassification"}
+    for cls in MODEL_CLASSES:
+        assert getattr(models, cls.__name__) is cls and getattr(models, cls.config_class.__name__) is cls.config_class
+        assert cls.__name__ in models.__all__
+
+
+@pytest.mark.parametrize("model_class", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_base_model_prefix_names_a_real_attribute(model_class):
+    with torch.device("meta"):
+        model = model_class(model_class.config_class())
+    assert model.base_model_prefix == "" or isinstance(getattr(model, model.base_model_prefix, None), torch.nn.Module)

@@ -1,12 +1,15 @@
-"""What every zoo configuration shares: the ``num_labels`` default that keeps a saved ``id2label``.
+"""What every zoo configuration shares: the input channels, the zoo name it was built for, and the ``num_labels``
+default that keeps a saved ``id2label``.
 
-Imports nothing but the standard library, so it travels with the configuration files into a ``save_pretrained``
-folder and loads there with ``trust_remote_code=True``.
+Imports only ``transformers``, so it travels with the configuration files into a ``save_pretrained`` folder and
+loads there with ``trust_remote_code=True``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from transformers import PretrainedConfig
 
 # The benchmark's dataset is CIFAR-100.
 DEFAULT_NUM_LABELS = 100
@@ -24,3 +27,21 @@ def with_default_num_labels(num_labels: int | None, kwargs: dict[str, Any]) -> d
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     return kwargs
+
+
+class ZooConfig(PretrainedConfig):
+    r"""Base of the CIFAR zoo configurations: the fields every architecture has, after its own.
+
+    Args:
+        num_channels: input image channels.
+        architecture_name: the zoo name the config was built for (``"wrn_40_2"``), for records and model cards.
+        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``PretrainedConfig`` arguments (``id2label``, ``output_hidden_states``...).
+    """
+
+    def __init__(
+        self, num_channels: int = 3, architecture_name: str | None = None, num_labels: int | None = None, **kwargs: Any
+    ) -> None:
+        self.num_channels = num_channels
+        self.architecture_name = architecture_name
+        super().__init__(**with_default_num_labels(num_labels, kwargs))

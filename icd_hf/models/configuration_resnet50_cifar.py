@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 
-class ResNet50CifarConfig(PretrainedConfig):
+class ResNet50CifarConfig(ZooConfig):
     r"""Configuration of an ImageNet-width ResNet adapted to 32x32 images (He et al., "Deep Residual Learning for
     Image Recognition", CVPR 2016): a 3x3 stride-1 stem, no max-pool, four stages of 64/128/256/512 planes, as
     in the CRD benchmark code (HobbitLong/RepDistiller ``models/resnetv2.py``).
@@ -19,9 +17,7 @@ class ResNet50CifarConfig(PretrainedConfig):
         block_type: ``"bottleneck"`` (ResNet-50: expansion 4) or ``"basic"`` (ResNet-18/34 layouts).
         num_blocks: blocks per stage (``[3, 4, 6, 3]`` for ResNet-50).
         zero_init_residual: start every residual branch's last BN at zero (off in the benchmark).
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"resnet50"``).
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_resnet50_cifar"
@@ -31,9 +27,6 @@ class ResNet50CifarConfig(PretrainedConfig):
         block_type: str = "bottleneck",
         num_blocks: Sequence[int] = (3, 4, 6, 3),
         zero_init_residual: bool = False,
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if block_type not in ("basic", "bottleneck"):
@@ -43,9 +36,4 @@ class ResNet50CifarConfig(PretrainedConfig):
         self.block_type = block_type
         self.num_blocks = list(num_blocks)
         self.zero_init_residual = zero_init_residual
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["ResNet50CifarConfig"]
+        super().__init__(**kwargs)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 
-class ResNetCifarConfig(PretrainedConfig):
+class ResNetCifarConfig(ZooConfig):
     r"""Configuration of a 3-stage CIFAR ResNet (He et al., "Deep Residual Learning for Image Recognition",
     CVPR 2016, section 4.2), as in the CRD benchmark code (HobbitLong/RepDistiller ``models/resnet.py``).
 
@@ -19,9 +17,7 @@ class ResNetCifarConfig(PretrainedConfig):
         num_filters: ``[stem, stage1, stage2, stage3]`` widths; ``[16, 16, 32, 64]`` for resnet8..110 and
             ``[32, 64, 128, 256]`` for the 4x-wide resnet8x4/resnet32x4.
         block_type: ``"basic"`` (two 3x3 convs) or ``"bottleneck"`` (1x1-3x3-1x1, expansion 4).
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"resnet56"``).
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_resnet_cifar"
@@ -31,9 +27,6 @@ class ResNetCifarConfig(PretrainedConfig):
         depth: int = 8,
         num_filters: Sequence[int] = (16, 16, 32, 64),
         block_type: str = "basic",
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if block_type not in ("basic", "bottleneck"):
@@ -48,9 +41,4 @@ class ResNetCifarConfig(PretrainedConfig):
         self.depth = depth
         self.num_filters = list(num_filters)
         self.block_type = block_type
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["ResNetCifarConfig"]
+        super().__init__(**kwargs)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 
-class ShuffleNetV1Config(PretrainedConfig):
+class ShuffleNetV1Config(ZooConfig):
     r"""Configuration of ShuffleNetV1 (Zhang et al., "ShuffleNet: An Extremely Efficient Convolutional Neural
     Network for Mobile Devices", CVPR 2018) for 32x32 images, as in the CRD benchmark code
     (HobbitLong/RepDistiller ``models/ShuffleNetv1.py``).
@@ -19,9 +17,7 @@ class ShuffleNetV1Config(PretrainedConfig):
         out_planes: output channels of the three stages (``[240, 480, 960]`` for 3 groups).
         num_blocks: blocks per stage (``[4, 8, 4]``).
         groups: groups of the pointwise convolutions; every ``out_planes`` entry must be divisible by ``4 * groups``.
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"shufflenetv1"``).
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_shufflenet_v1"
@@ -31,9 +27,6 @@ class ShuffleNetV1Config(PretrainedConfig):
         out_planes: Sequence[int] = (240, 480, 960),
         num_blocks: Sequence[int] = (4, 8, 4),
         groups: int = 3,
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if len(out_planes) != 3 or len(num_blocks) != 3:
@@ -41,9 +34,4 @@ class ShuffleNetV1Config(PretrainedConfig):
         self.out_planes = list(out_planes)
         self.num_blocks = list(num_blocks)
         self.groups = groups
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["ShuffleNetV1Config"]
+        super().__init__(**kwargs)

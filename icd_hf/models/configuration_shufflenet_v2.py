@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 
-class ShuffleNetV2Config(PretrainedConfig):
+class ShuffleNetV2Config(ZooConfig):
     r"""Configuration of ShuffleNetV2 (Ma et al., "ShuffleNet V2: Practical Guidelines for Efficient CNN
     Architecture Design", ECCV 2018) for 32x32 images, as in the CRD benchmark code (HobbitLong/RepDistiller
     ``models/ShuffleNetv2.py``).
@@ -19,9 +17,7 @@ class ShuffleNetV2Config(PretrainedConfig):
         out_channels: channels of the three stages and of the final 1x1 conv (``[116, 232, 464, 1024]``: 1x).
         num_blocks: basic units per stage after its down-sampling unit (``[3, 7, 3]``).
         split_ratio: fraction of channels routed through the identity branch of a basic unit.
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"shufflenetv2"``).
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_shufflenet_v2"
@@ -31,9 +27,6 @@ class ShuffleNetV2Config(PretrainedConfig):
         out_channels: Sequence[int] = (116, 232, 464, 1024),
         num_blocks: Sequence[int] = (3, 7, 3),
         split_ratio: float = 0.5,
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if len(out_channels) != 4 or len(num_blocks) != 3:
@@ -44,9 +37,4 @@ class ShuffleNetV2Config(PretrainedConfig):
         self.out_channels = list(out_channels)
         self.num_blocks = list(num_blocks)
         self.split_ratio = split_ratio
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["ShuffleNetV2Config"]
+        super().__init__(**kwargs)

@@ -46,6 +46,3 @@ class TimmBackboneConfig(PretrainedConfig):
         self.model_kwargs = model_kwargs
         self.architecture_name = architecture_name if architecture_name is not None else f"timm/{timm_model_name}"
         super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["TimmBackboneConfig"]

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 # Channels of the convolutions of the five blocks (pooling between blocks), per depth, as in RepDistiller.
 VGG_CIFAR_BLOCKS: dict[int, list[list[int]]] = {
@@ -19,7 +17,7 @@ VGG_CIFAR_BLOCKS: dict[int, list[list[int]]] = {
 }
 
 
-class VGGCifarConfig(PretrainedConfig):
+class VGGCifarConfig(ZooConfig):
     r"""Configuration of a CIFAR VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
     Recognition", ICLR 2015) with BatchNorm, as in the CRD benchmark code (HobbitLong/RepDistiller
     ``models/vgg.py``, the ``vgg*_bn`` variants): five conv blocks and a single linear classifier.
@@ -27,9 +25,7 @@ class VGGCifarConfig(PretrainedConfig):
     Args:
         block_channels: output channels of each 3x3 conv, grouped in 5 blocks (see ``VGG_CIFAR_BLOCKS``).
         batch_norm: BatchNorm after every conv (True in the benchmark).
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"vgg13"``).
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_vgg_cifar"
@@ -38,18 +34,10 @@ class VGGCifarConfig(PretrainedConfig):
         self,
         block_channels: Sequence[Sequence[int]] = tuple(tuple(b) for b in VGG_CIFAR_BLOCKS[13]),
         batch_norm: bool = True,
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if len(block_channels) != 5 or any(len(block) == 0 for block in block_channels):
             raise ValueError(f"block_channels must list 5 non-empty blocks of conv widths, got {block_channels}.")
         self.block_channels = [[int(c) for c in block] for block in block_channels]
         self.batch_norm = batch_norm
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["VGG_CIFAR_BLOCKS", "VGGCifarConfig"]
+        super().__init__(**kwargs)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import PretrainedConfig
-
-from .configuration_common import with_default_num_labels
+from .configuration_common import ZooConfig
 
 
-class WideResNetConfig(PretrainedConfig):
+class WideResNetConfig(ZooConfig):
     r"""Configuration of a pre-activation Wide ResNet for 32x32 images (Zagoruyko & Komodakis, "Wide Residual
     Networks", BMVC 2016), as in the CRD benchmark code (HobbitLong/RepDistiller ``models/wrn.py``).
 
@@ -17,9 +15,7 @@ class WideResNetConfig(PretrainedConfig):
         depth: total depth; ``(depth - 4)`` must be divisible by 6 (``n = (depth - 4) / 6`` blocks per stage).
         widen_factor: channel multiplier k; the stages have ``16k, 32k, 64k`` channels.
         dropout_rate: dropout between the two convolutions of a block (0 in the benchmark).
-        num_channels: input image channels.
-        architecture_name: the zoo name this config was built for (``"wrn_40_2"``), for records and model cards.
-        num_labels: number of classes (100 when neither it nor ``id2label`` is given).
+        **kwargs: ``ZooConfig``'s ``num_channels``, ``architecture_name``, ``num_labels`` and ``PretrainedConfig``'s.
     """
 
     model_type = "icd_wrn"
@@ -29,9 +25,6 @@ class WideResNetConfig(PretrainedConfig):
         depth: int = 40,
         widen_factor: int = 2,
         dropout_rate: float = 0.0,
-        num_channels: int = 3,
-        architecture_name: str | None = None,
-        num_labels: int | None = None,
         **kwargs: Any,
     ) -> None:
         if (depth - 4) % 6 != 0 or depth < 10:
@@ -39,9 +32,4 @@ class WideResNetConfig(PretrainedConfig):
         self.depth = depth
         self.widen_factor = widen_factor
         self.dropout_rate = dropout_rate
-        self.num_channels = num_channels
-        self.architecture_name = architecture_name
-        super().__init__(**with_default_num_labels(num_labels, kwargs))
-
-
-__all__ = ["WideResNetConfig"]
+        super().__init__(**kwargs)

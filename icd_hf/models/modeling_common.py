@@ -1,4 +1,5 @@
-"""What every zoo model shares: the output/loss assembly, the Auto-class bookkeeping and the init schemes.
+"""What every zoo model shares: the forward template and output contract, the Auto-class bookkeeping and the init
+schemes.
 
 Imports only torch/transformers and a sibling file, so it travels with the modeling files into a
 ``save_pretrained`` folder and loads there with ``trust_remote_code=True``.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,52 +25,106 @@ from .modeling_outputs import DistillationModelOutput
 _AUTO_CLASSES = ("AutoModel", "AutoModelForImageClassification")
 
 
+FeatureMap = tuple[torch.Tensor, torch.Tensor]
+"""A feature map and its pre-activation: ``(map, map before its final activation)``."""
+
+
 class ZooPreTrainedModel(PreTrainedModel):
-    """Base class of the CIFAR zoo models and the timm wrapper: an image classifier emitting the features
-    the distillation losses read (``DistillationModelOutput``)."""
+    """Base class of the CIFAR zoo models and the timm wrapper: an image classifier emitting the features the
+    distillation losses read. The output contract, for every model, is ``DistillationModelOutput``:
+
+    - ``logits``: ``(B, num_labels)``, the classifier applied to ``pooler_output``;
+    - ``pooler_output``: the pre-logits vector ``(B, D)`` (``forward_head(features, pre_logits=True)``), always;
+    - ``hidden_states`` (only with ``output_hidden_states``): the stem map, then one map per stage, ``(B, C, H, W)``
+      each, after the activation (RepDistiller's ``is_feat`` list without the pooled vector);
+    - ``preact_hidden_states`` (with ``hidden_states``): the same maps before their final activation (AB reads
+      them); equal to ``hidden_states`` where a map has no activation of its own.
+
+    The forward pass is split as timm's models are. ``forward_features(pixel_values, feature_maps)`` runs the stem
+    and the stages and returns the map the head pools (collecting one ``(map, pre-activation)`` pair per stem and
+    stage into ``feature_maps`` when given); ``forward_head(features, pre_logits=...)`` pools it (``forward_pool``)
+    and classifies. A family supplies ``forward_stem`` and names its stage modules in ``stage_names`` (stages of
+    blocks returning ``(output, pre-activation)`` need nothing more), or overrides ``forward_stage`` (and
+    ``num_stages``) / ``forward_features`` where its wiring differs; ``classifier_name`` names its linear head.
+    """
 
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    # Attributes holding the stages, in order, and the classifier (kept from RepDistiller so its checkpoints load).
+    stage_names: ClassVar[tuple[str, ...]] = ()
+    classifier_name: ClassVar[str] = "fc"
 
-    def _output(
+    @property
+    def num_stages(self) -> int:
+        """How many stage maps follow the stem's."""
+        return len(self.stage_names)
+
+    def get_classifier(self) -> nn.Module:
+        """The classification head (timm's name for it)."""
+        return getattr(self, self.classifier_name)
+
+    def forward_stem(self, pixel_values: torch.Tensor) -> FeatureMap:
+        """The stem's output map and its pre-activation; by default the ResNet-like ``conv1`` - ``bn1`` - ReLU."""
+        preact = self.bn1(self.conv1(pixel_values))
+        return F.relu(preact), preact
+
+    def forward_stage(self, index: int, x: torch.Tensor) -> FeatureMap:
+        """Stage ``index`` (the module named by ``stage_names[index]``) on ``x``: its output and pre-activation."""
+        return run_stage(getattr(self, self.stage_names[index]), x)
+
+    def forward_features(
+        self, pixel_values: torch.Tensor, feature_maps: list[FeatureMap] | None = None
+    ) -> torch.Tensor:
+        """Stem then stages; returns the map the head pools. ``feature_maps``, when given, receives the
+        ``(map, pre-activation)`` pair of the stem and of every stage, in order."""
+        x, preact = self.forward_stem(pixel_values)
+        collected = [(x, preact)]
+        for index in range(self.num_stages):
+            x, preact = self.forward_stage(index, x)
+            collected.append((x, preact))
+        if feature_maps is not None:
+            feature_maps.extend(collected)
+        return x
+
+    def forward_pool(self, features: torch.Tensor) -> torch.Tensor:
+        """The pre-logits vector of the final map: a global average (a family with a final conv applies it first)."""
+        return torch.flatten(F.adaptive_avg_pool2d(features, 1), 1)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``forward_pool`` of ``forward_features``' result, then the classifier unless ``pre_logits``."""
+        pooled = self.forward_pool(features)
+        return pooled if pre_logits else self.get_classifier()(pooled)
+
+    def forward_logits(self, features: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The logits, from the pooled vector already computed (the head's pooling runs once per forward)."""
+        return self.get_classifier()(pooled)
+
+    def forward(
         self,
-        logits: torch.Tensor,
-        pooler_output: torch.Tensor,
-        hidden_states: tuple[torch.Tensor, ...] | None,
-        preact_hidden_states: tuple[torch.Tensor, ...] | None,
-        labels: torch.Tensor | None,
-        return_dict: bool | None,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        """Logits and pooled vector; the stem and stage maps with ``output_hidden_states``; the cross-entropy
+        against ``labels`` when given (see the class docstring for the contract)."""
+        feature_maps: list[FeatureMap] | None = [] if self._want_hidden_states(output_hidden_states) else None
+        features = self.forward_features(pixel_values, feature_maps)
+        pooled = self.forward_head(features, pre_logits=True)
+        logits = self.forward_logits(features, pooled)
+        hidden = preact = None
+        if feature_maps is not None:
+            hidden = tuple(fmap for fmap, _ in feature_maps)
+            preact = tuple(fmap_preact for _, fmap_preact in feature_maps)
         out = DistillationModelOutput(
-            loss=loss,
+            loss=F.cross_entropy(logits, labels) if labels is not None else None,
             logits=logits,
-            pooler_output=pooler_output,
-            hidden_states=hidden_states,
-            preact_hidden_states=preact_hidden_states,
+            pooler_output=pooled,
+            hidden_states=hidden,
+            preact_hidden_states=preact,
         )
         return_dict = return_dict if return_dict is not None else getattr(self.config, "return_dict", True)
         return out if return_dict is not False else out.to_tuple()
-
-    def _output_from_feature_maps(
-        self,
-        logits: torch.Tensor,
-        pooler_output: torch.Tensor,
-        feature_maps: Sequence[tuple[torch.Tensor, torch.Tensor]],
-        labels: torch.Tensor | None,
-        output_hidden_states: bool | None,
-        return_dict: bool | None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        """The model output from ``(map, pre-activation map)`` pairs for the stem and every stage, in order.
-
-        ``hidden_states`` / ``preact_hidden_states`` are the first / second items of the pairs, and only filled
-        when hidden states are asked for; the loss is the cross-entropy against ``labels`` when given.
-        """
-        hidden = preact = None
-        if self._want_hidden_states(output_hidden_states):
-            hidden = tuple(fmap for fmap, _ in feature_maps)
-            preact = tuple(fmap_preact for _, fmap_preact in feature_maps)
-        return self._output(logits, pooler_output, hidden, preact, labels, return_dict)
 
     def _want_hidden_states(self, output_hidden_states: bool | None) -> bool:
         if output_hidden_states is not None:

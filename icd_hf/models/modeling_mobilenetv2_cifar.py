@@ -9,8 +9,13 @@ import torch
 from torch import nn
 
 from .configuration_mobilenetv2_cifar import MobileNetV2CifarConfig
-from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_linear_normal, init_zoo_module
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import (
+    FeatureMap,
+    ZooPreTrainedModel,
+    init_conv_kaiming_fan_out,
+    init_linear_normal,
+    init_zoo_module,
+)
 from .registry import register_model
 
 # (expansion t, output channels c, repeats n, first stride s); t=None means "the config's expand_ratio"
@@ -57,7 +62,10 @@ class MobileNetV2CifarForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = MobileNetV2CifarConfig
-    base_model_prefix = "mobilenetv2"
+    classifier_name = "classifier"
+    # The block groups (of `blocks`) whose outputs are the stage maps: RepDistiller's feature taps.
+    stage_groups = ((0, 1), (2,), (3, 4), (5, 6))
+    num_stages = len(stage_groups)
     _no_split_modules = ["InvertedResidual"]
 
     def __init__(self, config: MobileNetV2CifarConfig) -> None:
@@ -84,7 +92,6 @@ class MobileNetV2CifarForImageClassification(ZooPreTrainedModel):
             nn.BatchNorm2d(self.last_channel),
             nn.ReLU(inplace=True),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Linear(self.last_channel, config.num_labels))
         self.post_init()
 
@@ -92,25 +99,20 @@ class MobileNetV2CifarForImageClassification(ZooPreTrainedModel):
         # RepDistiller: N(0, sqrt(2 / (k*k*out))) convs, unit BN, N(0, 0.01) classifier with zero bias.
         init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_linear_normal)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        f0_pre = self.conv1[1](self.conv1[0](pixel_values))
-        f0 = self.conv1[2](f0_pre)
-        f1 = self.blocks[1](self.blocks[0](f0))
-        f2 = self.blocks[2](f1)
-        f3 = self.blocks[4](self.blocks[3](f2))
-        f4 = self.blocks[6](self.blocks[5](f3))
+    def forward_stem(self, pixel_values: torch.Tensor) -> FeatureMap:
+        conv, bn, relu = self.conv1
+        preact = bn(conv(pixel_values))
+        return relu(preact), preact
+
+    def forward_stage(self, index: int, x: torch.Tensor) -> FeatureMap:
+        # Linear bottlenecks: a stage map has no activation, so it is its own pre-activation.
+        for block in self.stage_groups[index]:
+            x = self.blocks[block](x)
+        return x, x
+
+    def forward_pool(self, features: torch.Tensor) -> torch.Tensor:
         # The reference's AvgPool2d(2, ceil_mode=True) on the 2x2 map of a 32-pixel input is a global mean.
-        pooled = torch.flatten(self.avgpool(self.conv2(f4)), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1), (f2, f2), (f3, f3), (f4, f4))
-        return self._output_from_feature_maps(
-            self.classifier(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
+        return super().forward_pool(self.conv2(features))
 
 
 @register_model
@@ -118,6 +120,3 @@ def mobilenetv2(num_classes: int = 100, **kwargs) -> MobileNetV2CifarForImageCla
     """MobileNetV2 at width 0.5, expansion 6 (RepDistiller's ``mobile_half``)."""
     config = MobileNetV2CifarConfig(num_labels=num_classes, architecture_name="mobilenetv2", **kwargs)
     return MobileNetV2CifarForImageClassification(config)
-
-
-__all__ = ["MobileNetV2CifarForImageClassification", "mobilenetv2"]

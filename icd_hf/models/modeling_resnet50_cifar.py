@@ -11,14 +11,7 @@ from torch import nn
 from transformers import initialization as init
 
 from .configuration_resnet50_cifar import ResNet50CifarConfig
-from .modeling_common import (
-    ZooPreTrainedModel,
-    init_conv_kaiming_fan_out,
-    init_torch_default,
-    init_zoo_module,
-    run_stage,
-)
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_torch_default, init_zoo_module
 from .registry import register_model
 
 
@@ -85,7 +78,8 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = ResNet50CifarConfig
-    base_model_prefix = "resnet"
+    stage_names = ("layer1", "layer2", "layer3", "layer4")
+    classifier_name = "linear"
     _no_split_modules = ["ResNetV2BasicBlock", "ResNetV2Bottleneck"]
 
     def __init__(self, config: ResNet50CifarConfig) -> None:
@@ -98,7 +92,6 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
         self.layer2 = self._make_layer(block, 128, config.num_blocks[1], stride=2)
         self.layer3 = self._make_layer(block, 256, config.num_blocks[2], stride=2)
         self.layer4 = self._make_layer(block, 512, config.num_blocks[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.linear = nn.Linear(512 * block.expansion, config.num_labels)
         self.post_init()
 
@@ -117,31 +110,9 @@ class ResNet50CifarForImageClassification(ZooPreTrainedModel):
         if self.config.zero_init_residual and getattr(module, "closes_residual_branch", False):
             init.zeros_(module.weight)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        f0_pre = self.bn1(self.conv1(pixel_values))
-        f0 = F.relu(f0_pre)
-        f1, f1_pre = run_stage(self.layer1, f0)
-        f2, f2_pre = run_stage(self.layer2, f1)
-        f3, f3_pre = run_stage(self.layer3, f2)
-        f4, f4_pre = run_stage(self.layer4, f3)
-        pooled = torch.flatten(self.avgpool(f4), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre), (f4, f4_pre))
-        return self._output_from_feature_maps(
-            self.linear(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
-
 
 @register_model
 def resnet50(num_classes: int = 100, **kwargs) -> ResNet50CifarForImageClassification:
     """ResNet-50 (bottleneck blocks 3-4-6-3) for 32x32 inputs: a benchmark teacher (RepDistiller's ``ResNet50``)."""
     config = ResNet50CifarConfig(num_labels=num_classes, architecture_name="resnet50", **kwargs)
     return ResNet50CifarForImageClassification(config)
-
-
-__all__ = ["ResNet50CifarForImageClassification", "resnet50"]

@@ -10,14 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_resnet_cifar import ResNetCifarConfig
-from .modeling_common import (
-    ZooPreTrainedModel,
-    init_conv_kaiming_fan_out,
-    init_torch_default,
-    init_zoo_module,
-    run_stage,
-)
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_torch_default, init_zoo_module
 from .registry import register_model
 
 
@@ -83,7 +76,7 @@ class ResNetCifarForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = ResNetCifarConfig
-    base_model_prefix = "resnet"
+    stage_names = ("layer1", "layer2", "layer3")
     _no_split_modules = ["ResNetCifarBasicBlock", "ResNetCifarBottleneck"]
 
     def __init__(self, config: ResNetCifarConfig) -> None:
@@ -96,7 +89,6 @@ class ResNetCifarForImageClassification(ZooPreTrainedModel):
         self.inplanes = filters[0]
         self.conv1 = nn.Conv2d(config.num_channels, filters[0], kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(filters[0])
-        self.relu = nn.ReLU(inplace=False)
         self.layer1 = self._make_layer(block, filters[1], n)
         self.layer2 = self._make_layer(block, filters[2], n, stride=2)
         self.layer3 = self._make_layer(block, filters[3], n, stride=2)
@@ -118,24 +110,6 @@ class ResNetCifarForImageClassification(ZooPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear layer.
         init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_torch_default)
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        f0_pre = self.bn1(self.conv1(pixel_values))
-        f0 = self.relu(f0_pre)
-        f1, f1_pre = run_stage(self.layer1, f0)
-        f2, f2_pre = run_stage(self.layer2, f1)
-        f3, f3_pre = run_stage(self.layer3, f2)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
-        return self._output_from_feature_maps(
-            self.fc(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
 
 
 def _resnet(
@@ -203,17 +177,3 @@ def resnet8x4(num_classes: int = 100, **kwargs) -> ResNetCifarForImageClassifica
 def resnet32x4(num_classes: int = 100, **kwargs) -> ResNetCifarForImageClassification:
     """ResNet-32x4: ResNet-32 with 4x the channels: the benchmark's strongest teacher."""
     return _resnet("resnet32x4", 32, _WIDE, num_classes, **kwargs)
-
-
-__all__ = [
-    "ResNetCifarForImageClassification",
-    "resnet8",
-    "resnet8x4",
-    "resnet14",
-    "resnet20",
-    "resnet32",
-    "resnet32x4",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-]

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_shufflenet_v1 import ShuffleNetV1Config
-from .modeling_common import ZooPreTrainedModel, init_torch_default, init_zoo_module, run_stage
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import ZooPreTrainedModel, init_torch_default, init_zoo_module
 from .registry import register_model
 
 
@@ -74,7 +73,8 @@ class ShuffleNetV1ForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = ShuffleNetV1Config
-    base_model_prefix = "shufflenet"
+    stage_names = ("layer1", "layer2", "layer3")
+    classifier_name = "linear"
     _no_split_modules = ["ShuffleV1Bottleneck"]
 
     def __init__(self, config: ShuffleNetV1Config) -> None:
@@ -102,30 +102,9 @@ class ShuffleNetV1ForImageClassification(ZooPreTrainedModel):
         # The reference keeps PyTorch's defaults (spelled out: transformers re-initialises every module).
         init_zoo_module(module, conv=init_torch_default, linear=init_torch_default)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        f0_pre = self.bn1(self.conv1(pixel_values))
-        f0 = F.relu(f0_pre)
-        f1, f1_pre = run_stage(self.layer1, f0)
-        f2, f2_pre = run_stage(self.layer2, f1)
-        f3, f3_pre = run_stage(self.layer3, f2)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
-        return self._output_from_feature_maps(
-            self.linear(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
-
 
 @register_model
 def shufflenetv1(num_classes: int = 100, **kwargs) -> ShuffleNetV1ForImageClassification:
     """ShuffleNetV1 with 3 groups, stages of 240/480/960 channels (RepDistiller's ``ShuffleV1``)."""
     config = ShuffleNetV1Config(num_labels=num_classes, architecture_name="shufflenetv1", **kwargs)
     return ShuffleNetV1ForImageClassification(config)
-
-
-__all__ = ["ShuffleNetV1ForImageClassification", "shufflenetv1"]

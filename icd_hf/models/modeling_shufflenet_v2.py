@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_shufflenet_v2 import ShuffleNetV2Config
-from .modeling_common import ZooPreTrainedModel, init_torch_default, init_zoo_module, run_stage
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import ZooPreTrainedModel, init_torch_default, init_zoo_module
 from .registry import register_model
 
 
@@ -94,7 +93,8 @@ class ShuffleNetV2ForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = ShuffleNetV2Config
-    base_model_prefix = "shufflenet"
+    stage_names = ("layer1", "layer2", "layer3")
+    classifier_name = "linear"
     _no_split_modules = ["ShuffleV2BasicBlock", "ShuffleV2DownBlock"]
 
     def __init__(self, config: ShuffleNetV2Config) -> None:
@@ -121,24 +121,9 @@ class ShuffleNetV2ForImageClassification(ZooPreTrainedModel):
         # The reference keeps PyTorch's defaults (spelled out: transformers re-initialises every module).
         init_zoo_module(module, conv=init_torch_default, linear=init_torch_default)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        f0_pre = self.bn1(self.conv1(pixel_values))
-        f0 = F.relu(f0_pre)
-        f1, f1_pre = run_stage(self.layer1, f0)
-        f2, f2_pre = run_stage(self.layer2, f1)
-        f3, f3_pre = run_stage(self.layer3, f2)
-        out = F.relu(self.bn2(self.conv2(f3)))
-        pooled = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
-        return self._output_from_feature_maps(
-            self.linear(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
+    def forward_pool(self, features: torch.Tensor) -> torch.Tensor:
+        # The final 1x1 conv (to 1024 channels) belongs to the head: the last stage map stays a feature map.
+        return super().forward_pool(F.relu(self.bn2(self.conv2(features))))
 
 
 @register_model
@@ -146,6 +131,3 @@ def shufflenetv2(num_classes: int = 100, **kwargs) -> ShuffleNetV2ForImageClassi
     """ShuffleNetV2 1x: stages of 116/232/464 channels and a 1024-d head (RepDistiller's ``ShuffleV2``)."""
     config = ShuffleNetV2Config(num_labels=num_classes, architecture_name="shufflenetv2", **kwargs)
     return ShuffleNetV2ForImageClassification(config)
-
-
-__all__ = ["ShuffleNetV2ForImageClassification", "shufflenetv2"]

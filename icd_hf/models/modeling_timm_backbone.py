@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from .configuration_timm_backbone import TimmBackboneConfig
-from .modeling_common import ZooPreTrainedModel
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import FeatureMap, ZooPreTrainedModel
 from .registry import register_model_prefix
 
 
@@ -58,28 +57,30 @@ class TimmBackboneForImageClassification(ZooPreTrainedModel):
         if hasattr(module, "init_non_persistent_buffers"):
             module.init_non_persistent_buffers()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        hidden = None
-        if self._want_hidden_states(output_hidden_states):
-            if not hasattr(self.timm_model, "forward_intermediates"):
-                raise ValueError(
-                    f"timm model {self.config.timm_model_name!r} has no forward_intermediates(), so it cannot "
-                    f"return hidden_states; use it with losses that only read logits/pooler_output."
-                )
-            features, intermediates = self.timm_model.forward_intermediates(pixel_values)
-            hidden = tuple(intermediates)
-        else:
-            features = self.timm_model.forward_features(pixel_values)
-        pooled = self.timm_model.forward_head(features, pre_logits=True)
+    def get_classifier(self) -> nn.Module:
+        return self.timm_model.get_classifier()
+
+    def forward_features(
+        self, pixel_values: torch.Tensor, feature_maps: list[FeatureMap] | None = None
+    ) -> torch.Tensor:
+        if feature_maps is None:
+            return self.timm_model.forward_features(pixel_values)
+        if not hasattr(self.timm_model, "forward_intermediates"):
+            raise ValueError(
+                f"timm model {self.config.timm_model_name!r} has no forward_intermediates(), so it cannot "
+                f"return hidden_states; use it with losses that only read logits/pooler_output."
+            )
+        features, intermediates = self.timm_model.forward_intermediates(pixel_values)
+        # timm exposes no pre-activation maps: each map stands for its own.
+        feature_maps.extend((fmap, fmap) for fmap in intermediates)
+        return features
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.timm_model.forward_head(features, pre_logits=pre_logits)
+
+    def forward_logits(self, features: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         # Not classifier(pooled): some heads (MobileNetV3...) apply dropout after their pre-logits output.
-        logits = self.timm_model.forward_head(features)
-        return self._output(logits, pooled, hidden, hidden, labels, return_dict)
+        return self.timm_model.forward_head(features)
 
 
 def create_timm_model(
@@ -97,5 +98,3 @@ def _timm_has_model(name: str) -> bool:
 
 
 register_model_prefix("timm", create_timm_model, _timm_has_model)
-
-__all__ = ["TimmBackboneForImageClassification", "create_timm_model"]

@@ -10,8 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_vgg_cifar import VGG_CIFAR_BLOCKS, VGGCifarConfig
-from .modeling_common import ZooPreTrainedModel, init_conv_kaiming_fan_out, init_linear_normal, init_zoo_module
-from .modeling_outputs import DistillationModelOutput
+from .modeling_common import (
+    FeatureMap,
+    ZooPreTrainedModel,
+    init_conv_kaiming_fan_out,
+    init_linear_normal,
+    init_zoo_module,
+)
 from .registry import register_model
 
 
@@ -36,7 +41,8 @@ class VGGCifarForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = VGGCifarConfig
-    base_model_prefix = "vgg"
+    classifier_name = "classifier"
+    num_stages = 4  # block1..block4 after the stem block0, wired by forward_features
 
     def __init__(self, config: VGGCifarConfig) -> None:
         super().__init__(config)
@@ -51,7 +57,6 @@ class VGGCifarForImageClassification(ZooPreTrainedModel):
         self.pool1 = nn.MaxPool2d(kernel_size=2, stride=2)
         self.pool2 = nn.MaxPool2d(kernel_size=2, stride=2)
         self.pool3 = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.pool4 = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Linear(blocks[4][-1], config.num_labels)
         self.post_init()
 
@@ -59,30 +64,19 @@ class VGGCifarForImageClassification(ZooPreTrainedModel):
         # RepDistiller: He-normal (fan_out) convs with zero bias, unit BN, N(0, 0.01) classifier with zero bias.
         init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_linear_normal)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
-        height = pixel_values.shape[-2]
-        f0_pre = self.block0(pixel_values)
-        f0 = F.relu(f0_pre)
-        f1_pre = self.block1(self.pool0(f0))
-        f1 = F.relu(f1_pre)
-        f2_pre = self.block2(self.pool1(f1))
-        f2 = F.relu(f2_pre)
-        f3_pre = self.block3(self.pool2(f2))
-        f3 = F.relu(f3_pre)
-        # The reference pools here only for 64-pixel inputs, keeping a 4x4 map for the last block on CIFAR.
-        f4_pre = self.block4(self.pool3(f3) if height == 64 else f3)
-        f4 = F.relu(f4_pre)
-        pooled = torch.flatten(self.pool4(f4), 1)
-        feature_maps = ((f0, f0_pre), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre), (f4, f4_pre))
-        return self._output_from_feature_maps(
-            self.classifier(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
+    def forward_features(
+        self, pixel_values: torch.Tensor, feature_maps: list[FeatureMap] | None = None
+    ) -> torch.Tensor:
+        # Block i ends before its last ReLU; max-pooling precedes blocks 1-3, and block 4 only for 64-pixel inputs
+        # (as in the reference, which keeps a 4x4 map for the last block on CIFAR).
+        pools = [None, self.pool0, self.pool1, self.pool2, self.pool3 if pixel_values.shape[-2] == 64 else None]
+        x = pixel_values
+        for index, pool in enumerate(pools):
+            preact = getattr(self, f"block{index}")(x if pool is None else pool(x))
+            x = F.relu(preact)
+            if feature_maps is not None:
+                feature_maps.append((x, preact))
+        return x
 
 
 def _vgg(name: str, depth: int, num_classes: int, **kwargs) -> VGGCifarForImageClassification:
@@ -120,6 +114,3 @@ def vgg16(num_classes: int = 100, **kwargs) -> VGGCifarForImageClassification:
 def vgg19(num_classes: int = 100, **kwargs) -> VGGCifarForImageClassification:
     """VGG-19 with BatchNorm (configuration E)."""
     return _vgg("vgg19", 19, num_classes, **kwargs)
-
-
-__all__ = ["VGGCifarForImageClassification", "vgg8", "vgg11", "vgg13", "vgg16", "vgg19"]

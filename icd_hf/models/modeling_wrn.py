@@ -11,12 +11,12 @@ from torch import nn
 
 from .configuration_wrn import WideResNetConfig
 from .modeling_common import (
+    FeatureMap,
     ZooPreTrainedModel,
     init_conv_kaiming_fan_out,
     init_torch_default_zero_bias,
     init_zoo_module,
 )
-from .modeling_outputs import DistillationModelOutput
 from .registry import register_model
 
 
@@ -87,7 +87,7 @@ class WideResNetForImageClassification(ZooPreTrainedModel):
     """
 
     config_class = WideResNetConfig
-    base_model_prefix = "wrn"
+    num_stages = 3  # block1..block3, wired by forward_features
     _no_split_modules = ["WideResNetBasicBlock"]
 
     def __init__(self, config: WideResNetConfig) -> None:
@@ -107,23 +107,19 @@ class WideResNetForImageClassification(ZooPreTrainedModel):
         # RepDistiller: He-normal (fan_out) convs, unit BN, PyTorch-default linear weight with a zero bias.
         init_zoo_module(module, conv=init_conv_kaiming_fan_out, linear=init_torch_default_zero_bias)
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> DistillationModelOutput | tuple[torch.Tensor, ...]:
+    def forward_features(
+        self, pixel_values: torch.Tensor, feature_maps: list[FeatureMap] | None = None
+    ) -> torch.Tensor:
+        # Pre-activation wiring: a stage's BN-ReLU opens the *next* stage, so each map's pre-activation comes back
+        # from the stage after it (the last one's from the final BN, whose ReLU output the head pools).
         f0 = self.conv1(pixel_values)
         f1, _ = self.block1(f0)
         f2, f1_pre = self.block2(f1)
         f3, f2_pre = self.block3(f2)
         f3_pre = self.bn1(f3)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(self.relu(f3_pre), 1), 1)
-        feature_maps = ((f0, f0), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre))
-        return self._output_from_feature_maps(
-            self.fc(pooled), pooled, feature_maps, labels, output_hidden_states, return_dict
-        )
+        if feature_maps is not None:
+            feature_maps.extend(((f0, f0), (f1, f1_pre), (f2, f2_pre), (f3, f3_pre)))
+        return self.relu(f3_pre)
 
 
 def _wrn(name: str, depth: int, widen_factor: int, num_classes: int, **kwargs) -> WideResNetForImageClassification:
@@ -155,6 +151,3 @@ def wrn_40_1(num_classes: int = 100, **kwargs) -> WideResNetForImageClassificati
 def wrn_16_1(num_classes: int = 100, **kwargs) -> WideResNetForImageClassification:
     """WRN-16-1 (0.18M parameters)."""
     return _wrn("wrn_16_1", 16, 1, num_classes, **kwargs)
-
-
-__all__ = ["WideResNetForImageClassification", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2"]
