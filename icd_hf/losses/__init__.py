@@ -1,31 +1,37 @@
 """Distillation losses: one file per method, all registered by name.
 
 Every module of this package is imported here so its ``@register_loss`` runs: adding a method is adding
-a file. ``build_loss(name, student_spec, teacher_spec, **hparams)`` instantiates one.
+a file, whose ``DistillationLoss`` subclass carries everything about it (what it reads, its hyper-parameters,
+default weight, paper spelling, card description and BibTeX). ``build_loss(name, student_spec, teacher_spec,
+**hparams)`` instantiates one.
 """
 
 import importlib
 import pkgutil
 
 from .base import (
+    BatchContext,
     DistillationLoss,
     FeatureSpec,
     build_loss,
     get_loss_class,
+    hyperparameters,
     list_losses,
     probe_feature_spec,
     register_loss,
 )
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in {"base"}:
+    if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
+    "BatchContext",
     "DistillationLoss",
     "FeatureSpec",
     "build_loss",
     "get_loss_class",
+    "hyperparameters",
     "list_losses",
     "probe_feature_spec",
     "register_loss",

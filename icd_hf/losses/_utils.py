@@ -1,11 +1,12 @@
 """Small helpers shared by the loss modules: float32 math under autocast, input checks, summing per-stage terms,
-the L2-normalised linear embedding head, and cross-process gathering for memory banks. This module registers no
-loss."""
+the L2-normalised linear embedding head, cross-process gathering for memory banks, and ``StagewiseLoss``, the base
+of the losses summed over stage pairs (AT, NST, VID, AB, FSP). This module registers no loss."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from typing import ClassVar
 
 import torch
 import torch.distributed as dist
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .base import FeatureSpec
+from .base import BatchContext, DistillationLoss, FeatureSpec
 
 
 @contextlib.contextmanager
@@ -48,6 +49,15 @@ def require_field(output: DistillationModelOutput | None, field: str, loss_name:
         )
         raise ValueError(f"Loss {loss_name!r} needs the {role}'s `{field}`, which is None.{hint}")
     return value
+
+
+def check_relational_batch(batch_size: int, loss_name: str) -> None:
+    """Batch-relational losses compare samples with each other: a batch of one carries no relation."""
+    if batch_size < 2:
+        raise ValueError(
+            f"{loss_name} is computed from relations between the samples of a batch and needs a batch of at "
+            f"least 2, got {batch_size}; raise the per-device batch size (and use drop_last for the last batch)."
+        )
 
 
 def require_labels(labels: torch.Tensor | None, loss_name: str) -> torch.Tensor:
@@ -130,13 +140,6 @@ def mean_across_processes(value: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- stage-wise feature losses
 
 
-def require_teacher_spec(teacher_spec: FeatureSpec | None, loss_name: str) -> FeatureSpec:
-    """Return ``teacher_spec`` or explain that ``loss_name`` distils from a teacher."""
-    if teacher_spec is None:
-        raise ValueError(f"{loss_name} distils teacher features, so it needs a teacher FeatureSpec; got None.")
-    return teacher_spec
-
-
 def hidden_maps(
     output: DistillationModelOutput | None, loss_name: str, *, preact: bool = False, role: str = "student"
 ) -> tuple[torch.Tensor, ...]:
@@ -207,3 +210,50 @@ def match_spatial_size(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tens
         else:
             f_t = F.adaptive_avg_pool2d(f_t, s_hw)
     return f_s, f_t
+
+
+class StagewiseLoss(DistillationLoss):
+    """A loss summed over the stage pairs ``(student map i, teacher map i)`` of ``hidden_states[stage_start:]``.
+
+    Subclasses give ``stage_term(index, f_s, f_t)`` (``f_t`` detached); the loss is the sum of the terms, logged
+    as ``stage1``, ``stage2``... Student and teacher must have the same number of stage maps (RepDistiller would
+    silently drop the extra stages of the deeper one). AB and FSP act through their initialisation stage:
+    ``init_loss`` is the same sum, and their main-stage term is zero unless ``main_stage`` (as RepDistiller).
+    """
+
+    needs_hidden_states = True
+    stage_start: ClassVar[int] = 1
+    stage_preact: ClassVar[bool] = False  # read preact_hidden_states (AB's pre-ReLU responses)
+
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec) -> None:
+        super().__init__(student_spec, teacher_spec)
+        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, self.paper_name, start=self.stage_start)
+        self.main_stage = True
+
+    def stage_pairs(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return stage_pairs(
+            student, teacher, self.paper_name, expected=self.num_pairs, start=self.stage_start, preact=self.stage_preact
+        )
+
+    def stage_terms(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput
+    ) -> dict[str, torch.Tensor]:
+        pairs = self.stage_pairs(student, teacher)
+        return {f"stage{i + 1}": self.stage_term(i, f_s, f_t) for i, (f_s, f_t) in enumerate(pairs)}
+
+    def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        if not self.main_stage:
+            return torch.zeros((), device=student.logits.device)
+        return loss_with_terms(self.stage_terms(student, teacher))
+
+    def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
+        if not self.init_epochs:
+            return super().init_loss(student, teacher)
+        return sum_terms(self.stage_terms(student, teacher))

@@ -7,14 +7,12 @@ AAAI 2019. https://arxiv.org/abs/1811.03233
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import check_same_stage_count, float32_math, loss_with_terms, require_teacher_spec, stage_pairs, sum_terms
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import StagewiseLoss, float32_math
+from .base import FeatureSpec, register_loss
 from .fitnet import ConvRegressor
 
 
@@ -30,7 +28,7 @@ def activation_boundary_loss(source: torch.Tensor, target: torch.Tensor, margin:
 
 
 @register_loss
-class ABLoss(DistillationLoss):
+class ABLoss(StagewiseLoss):
     """AB: transfer the teacher's activation boundaries (on/off pattern of pre-ReLU neurons) to the student.
 
     Heo et al., AAAI 2019 (https://arxiv.org/abs/1811.03233); RepDistiller ``distiller_zoo/AB.py`` with the
@@ -52,9 +50,19 @@ class ABLoss(DistillationLoss):
     """
 
     name = "ab"
-    default_weight = 1.0
+    stage_preact = True  # the activation boundaries are the signs of the pre-ReLU responses
     needs_hidden_states = True
     init_epochs = 30
+    default_weight = 1.0
+    paper_name = "AB"
+    description = "transfer the activation boundaries (pre-ReLU signs) of the teacher's hidden neurons."
+    table_order = 8
+    bibtex = """@inproceedings{heo2019knowledge,
+  title     = {Knowledge Transfer via Distillation of Activation Boundaries Formed by Hidden Neurons},
+  author    = {Heo, Byeongho and Lee, Minsik and Yun, Sangdoo and Choi, Jin Young},
+  booktitle = {AAAI Conference on Artificial Intelligence},
+  year      = {2019}
+}"""
 
     def __init__(
         self,
@@ -63,11 +71,8 @@ class ABLoss(DistillationLoss):
         *,
         margin: float = 1.0,
         main_stage: bool = False,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "AB")
-        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "AB")
+        super().__init__(student_spec, teacher_spec)
         self.margin = float(margin)
         self.main_stage = bool(main_stage)
         self.connectors = nn.ModuleList(
@@ -76,39 +81,18 @@ class ABLoss(DistillationLoss):
         )
         self.stage_weights = [2.0 ** (i - self.num_pairs + 1) for i in range(self.num_pairs)]
 
-    def _ab_terms(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> dict[str, torch.Tensor]:
-        pairs = stage_pairs(student, teacher, "AB", expected=self.num_pairs, preact=True)
-        terms = {}
-        for i, (connector, weight, (f_s, f_t)) in enumerate(zip(self.connectors, self.stage_weights, pairs), start=1):
-            source = connector(f_s)
-            if source.shape != f_t.shape:
-                raise ValueError(
-                    f"AB connector output {tuple(source.shape)} does not match the teacher map {tuple(f_t.shape)} "
-                    f"at stage {i}: the inputs must have the image size the loss was built for."
-                )
-            with float32_math(source):
-                value = activation_boundary_loss(source.float(), f_t.float(), self.margin)
-                terms[f"stage{i}"] = weight * value / f_s.shape[0] * 3 / 1000
-        return terms
-
-    def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
-        """The AB loss trained alone in the initialisation stage (student + connectors)."""
-        return sum_terms(self._ab_terms(student, teacher))
+    def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        source = self.connectors[index](f_s)
+        if source.shape != f_t.shape:
+            raise ValueError(
+                f"AB connector output {tuple(source.shape)} does not match the teacher map {tuple(f_t.shape)} "
+                f"at stage {index + 1}: the inputs must have the image size the loss was built for."
+            )
+        with float32_math(source):
+            value = activation_boundary_loss(source.float(), f_t.float(), self.margin)
+            return self.stage_weights[index] * value / f_s.shape[0] * 3 / 1000
 
     def init_parameters(self, student: nn.Module) -> Iterator[nn.Parameter]:
         """The student's and the connectors' parameters (the classifier gets no gradient from AB)."""
         yield from student.parameters()
         yield from self.connectors.parameters()
-
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        if not self.main_stage:
-            return torch.zeros((), device=student.logits.device)
-        return loss_with_terms(self._ab_terms(student, teacher))

@@ -1,34 +1,16 @@
-"""Attention Transfer (AT), plus the stage-map helpers shared by the feature-map baselines.
+"""Attention Transfer (AT).
 
 Zagoruyko & Komodakis, "Paying More Attention to Attention: Improving the Performance of Convolutional Neural
 Networks via Attention Transfer", ICLR 2017. https://arxiv.org/abs/1612.03928
-
-The helpers (``hidden_maps``, ``stage_pairs``, ``match_spatial_size``, ``check_same_stage_count``) are used
-by NST, VID, AB, FT and FSP as well; they live here because AT is the simplest loss over stage pairs.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import (
-    check_same_stage_count,
-    float32_math,
-    loss_with_terms,
-    match_spatial_size,
-    require_teacher_spec,
-    stage_pairs,
-)
-from .base import DistillationLoss, FeatureSpec, register_loss
-
-# ----------------------------------------------------------------------------- shared helpers
-
-
-# ----------------------------------------------------------------------------- AT
+from ._utils import StagewiseLoss, float32_math, match_spatial_size
+from .base import FeatureSpec, register_loss
 
 
 def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
@@ -41,7 +23,7 @@ def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
 
 
 @register_loss
-class ATLoss(DistillationLoss):
+class ATLoss(StagewiseLoss):
     """Attention Transfer: match the normalised spatial attention maps of every stage.
 
     Zagoruyko & Komodakis, ICLR 2017 (https://arxiv.org/abs/1612.03928); RepDistiller ``distiller_zoo/AT.py``.
@@ -58,28 +40,25 @@ class ATLoss(DistillationLoss):
     """
 
     name = "at"
-    default_weight = 1000.0
     needs_hidden_states = True
     needs_spatial_maps = True
+    default_weight = 1000.0
+    paper_name = "AT"
+    description = "match the spatial attention maps of the intermediate stages."
+    table_order = 2
+    bibtex = """@inproceedings{zagoruyko2017paying,
+  title     = {Paying More Attention to Attention: Improving the Performance of Convolutional Neural
+               Networks via Attention Transfer},
+  author    = {Zagoruyko, Sergey and Komodakis, Nikos},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2017}
+}"""
 
-    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, p: float = 2.0, **kwargs: Any) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "AT")
-        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "AT")
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, p: float = 2.0) -> None:
+        super().__init__(student_spec, teacher_spec)
         self.p = float(p)
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
-    ) -> dict[str, torch.Tensor]:
-        terms = {}
-        for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "AT", expected=self.num_pairs), start=1):
-            with float32_math(f_s):
-                f_s, f_t = match_spatial_size(f_s.float(), f_t.float())
-                terms[f"stage{i}"] = (attention_map(f_s, self.p) - attention_map(f_t, self.p)).pow(2).mean()
-        return loss_with_terms(terms)
+    def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        with float32_math(f_s):
+            f_s, f_t = match_spatial_size(f_s.float(), f_t.float())
+            return (attention_map(f_s, self.p) - attention_map(f_t, self.p)).pow(2).mean()

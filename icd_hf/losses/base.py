@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,42 +46,75 @@ def probe_feature_spec(model: nn.Module, image_size: int = 32, in_chans: int = 3
     )
 
 
+@dataclass(frozen=True)
+class BatchContext:
+    """What a loss may read from the batch besides the two model outputs.
+
+    ``labels`` are the ground truth (DKD), ``index`` the dataset row of every sample (CRD's memory bank, only for
+    ``needs_index`` losses), ``epoch`` the Trainer's fractional epoch (warm-ups, e.g. DKD's).
+    """
+
+    labels: torch.Tensor | None = None
+    index: torch.Tensor | None = None
+    epoch: float = 0.0
+
+
+LossValue = torch.Tensor | dict[str, torch.Tensor]
+
+
 class DistillationLoss(nn.Module):
-    """Base class of every distillation objective.
+    """Base class of every distillation objective, and the one place a method is described.
 
     A loss is an ``nn.Module`` so that its own trainable parts (projection heads, regressors, learnable
     temperatures) and state (memory banks) are sub-modules/buffers: the ``Distiller`` holds it next to the
     student, so the Trainer's optimizer, DDP and checkpoints cover it with no special code.
 
-    Subclasses set the class attributes that tell the trainer what to feed them, and implement ``forward``.
+    A subclass is one file under ``icd_hf/losses/``: it sets the class attributes below, takes its
+    hyper-parameters as explicit keyword arguments of ``__init__`` (they are validated against that signature,
+    from a config's ``loss_overrides`` as much as from code), and implements ``compute``. Training, the method
+    strings (``presets``), the model cards and the results tables all read it from the registry.
 
-    Class attributes:
-        name: registry key (``"icd"``, ``"kd"``...).
-        default_weight: the loss weight of the published CIFAR-100 recipe (CRD benchmark).
+    Class attributes, what the trainer feeds the loss:
+        name: registry key and method-string component (``"icd"``, ``"kd"``...).
         needs_hidden_states: the models must run with ``output_hidden_states=True``.
-        needs_index: ``forward`` needs the dataset indices of the batch (CRD's memory bank).
+        needs_index: ``compute`` reads ``batch.index``, the dataset indices of the batch (CRD's memory bank).
         needs_spatial_maps: the loss compares spatial feature maps (AT, NST, FSP); a model without them (a ViT)
             is refused when the loss is built, rather than giving a meaningless loss on ``(D, 1, 1)`` tokens.
         init_epochs: length of an initialisation stage run before distillation (AB, FT, FSP); ``0`` if none.
+
+    Class attributes, how the method is presented:
+        default_weight: the loss weight of the published CIFAR-100 recipe (the CRD benchmark's ``-b``).
+        paper_name: the method's spelling in the papers' tables (``"FitNet"``), also its label in ours.
+        full_name: the method spelled out where a card should expand its acronym (ICD), else empty.
+        description: one sentence for the model card: what the student is trained to match.
+        bibtex: the BibTeX entry of the paper that introduced the method.
+        table_order: position of the method's row in the results tables (the CRD benchmark's order, then the
+            later methods); ``X+KD`` follows ``X``.
+
+    Every loss distils from a teacher: building one without the teacher's ``FeatureSpec`` is an error here.
     """
 
     name: ClassVar[str] = ""
-    default_weight: ClassVar[float] = 1.0
     needs_hidden_states: ClassVar[bool] = False
     needs_index: ClassVar[bool] = False
     needs_spatial_maps: ClassVar[bool] = False
     init_epochs: ClassVar[int] = 0
+    default_weight: ClassVar[float] = 1.0
+    paper_name: ClassVar[str] = ""
+    full_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    bibtex: ClassVar[str] = ""
+    table_order: ClassVar[int] = 1000
 
-    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec) -> None:
         super().__init__()
-        if kwargs:
-            raise TypeError(
-                f"{type(self).__name__} got unknown hyper-parameters {sorted(kwargs)}; "
-                f"see its docstring for the accepted ones."
+        if teacher_spec is None:
+            raise ValueError(
+                f"{self.paper_name} distils from a teacher, so it needs the teacher's FeatureSpec; got None."
             )
         if self.needs_spatial_maps:
             for role, spec in (("student", student_spec), ("teacher", teacher_spec)):
-                if spec is not None and not spec.spatial_maps:
+                if not spec.spatial_maps:
                     raise ValueError(
                         f"Loss {self.name!r} compares spatial feature maps, but the {role} has none: its hidden "
                         f"states are token sequences (a ViT-like transformer), which icd-hf passes on as one "
@@ -98,12 +132,19 @@ class DistillationLoss(nn.Module):
         labels: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
         epoch: float = 0.0,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
+    ) -> LossValue:
         """Return the (unweighted) loss, or a dict with key ``"loss"`` plus detached terms to log.
 
-        ``index`` holds the dataset indices of the batch (only for ``needs_index`` losses); ``epoch`` is the
-        fractional training epoch (for losses with a warm-up, e.g. DKD).
+        ``labels``, ``index`` and ``epoch`` reach ``compute`` as one ``BatchContext``.
         """
+        if teacher is None:
+            raise ValueError(f"Loss {self.name!r} needs teacher outputs but got None: pass a teacher to the Distiller.")
+        return self.compute(student, teacher, BatchContext(labels=labels, index=index, epoch=epoch))
+
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
+    ) -> LossValue:
+        """The loss of one batch (see ``forward``); what every subclass implements."""
         raise NotImplementedError
 
     # ---- optional initialisation stage (AB, FT, FSP) ----
@@ -123,18 +164,40 @@ class DistillationLoss(nn.Module):
         return set()
 
 
-LossFactory = Callable[..., DistillationLoss]
 _LOSSES: dict[str, type[DistillationLoss]] = {}
+_SPEC_ARGUMENTS = ("self", "student_spec", "teacher_spec")
 
 
 def register_loss(cls: type[DistillationLoss]) -> type[DistillationLoss]:
     """Class decorator: add a ``DistillationLoss`` subclass to the registry under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} must set a non-empty `name` to be registered")
+    if not (cls.paper_name and cls.description and cls.bibtex):
+        raise ValueError(f"{cls.__name__} must set `paper_name`, `description` and `bibtex`: cards and tables use them")
     if cls.name in _LOSSES and _LOSSES[cls.name] is not cls:
         raise ValueError(f"a loss named {cls.name!r} is already registered ({_LOSSES[cls.name].__name__})")
+    hyperparameters(cls)  # a loss with **kwargs or positional-only extras is refused here, at import
     _LOSSES[cls.name] = cls
     return cls
+
+
+def hyperparameters(cls: type[DistillationLoss]) -> dict[str, Any]:
+    """The keyword hyper-parameters of a loss class and their defaults (``inspect.Parameter.empty`` if required)."""
+    params = inspect.signature(cls.__init__).parameters
+    extra = [p.name for p in params.values() if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if extra:
+        raise TypeError(f"{cls.__name__}.__init__ takes *{extra[0]}: name every hyper-parameter so it is validated.")
+    return {name: p.default for name, p in params.items() if name not in _SPEC_ARGUMENTS}
+
+
+def check_hyperparameters(name: str, kwargs: Mapping[str, Any], also: tuple[str, ...] = ()) -> None:
+    """Refuse keys of ``kwargs`` that loss ``name`` does not take (``also``: extra keys allowed, e.g. ``weight``)."""
+    accepted = set(hyperparameters(get_loss_class(name))) | set(also)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(
+            f"Loss {name!r} got unknown hyper-parameters {unknown}. Accepted: {', '.join(sorted(accepted)) or 'none'}."
+        )
 
 
 def list_losses() -> list[str]:
@@ -153,5 +216,6 @@ def get_loss_class(name: str) -> type[DistillationLoss]:
 def build_loss(
     name: str, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any
 ) -> DistillationLoss:
-    """Instantiate the registered loss ``name`` for a student/teacher pair."""
+    """Instantiate the registered loss ``name`` for a student/teacher pair; unknown hyper-parameters are refused."""
+    check_hyperparameters(name, kwargs)
     return get_loss_class(name)(student_spec, teacher_spec, **kwargs)

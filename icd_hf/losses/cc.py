@@ -5,15 +5,12 @@ Peng et al., "Correlation Congruence for Knowledge Distillation", ICCV 2019. htt
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
-from .sp import check_relational_batch
+from ._utils import check_relational_batch, float32_math, require_field
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 @register_loss
@@ -33,23 +30,24 @@ class CCLoss(DistillationLoss):
 
     name = "cc"
     default_weight = 0.02
+    paper_name = "CC"
+    description = "match the correlations between the embeddings of the images of a batch."
+    table_order = 4
+    bibtex = """@inproceedings{peng2019correlation,
+  title     = {Correlation Congruence for Knowledge Distillation},
+  author    = {Peng, Baoyun and Jin, Xiao and Liu, Jiaheng and Zhou, Shunfeng and Wu, Yichao and Liu, Yu and
+               Li, Dongsheng and Zhang, Zhaoning},
+  booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
+  year      = {2019}
+}"""
 
-    def __init__(
-        self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, embed_dim: int = 128, **kwargs: Any
-    ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "CC")
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, embed_dim: int = 128) -> None:
+        super().__init__(student_spec, teacher_spec)
         self.embed_s = nn.Linear(student_spec.pooled_dim, embed_dim)
         self.embed_t = nn.Linear(teacher_spec.pooled_dim, embed_dim)
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         f_s, f_t = (
             require_field(student, "pooler_output", "CC", "student").flatten(1),

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import LinearEmbed, float32_math, gather_for_memory, mean_across_processes, require_field
-from .base import DistillationLoss, FeatureSpec, register_loss
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 _EPS = 1e-7  # RepDistiller's eps in the NCE ratio
 
@@ -141,8 +141,17 @@ class CrdLoss(DistillationLoss):
     """
 
     name = "crd"
-    default_weight = 0.8
     needs_index = True
+    default_weight = 0.8
+    paper_name = "CRD"
+    description = "a contrastive loss between student and teacher embeddings with a memory bank of negatives."
+    table_order = 12
+    bibtex = """@inproceedings{tian2020contrastive,
+  title     = {Contrastive Representation Distillation},
+  author    = {Tian, Yonglong and Krishnan, Dilip and Isola, Phillip},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2020}
+}"""
 
     def __init__(
         self,
@@ -164,30 +173,22 @@ class CrdLoss(DistillationLoss):
             raise ValueError(f"CRD needs num_data >= 1 and nce_k >= 1, got num_data={num_data}, nce_k={nce_k}.")
         if not 0.0 <= nce_mom < 1.0:
             raise ValueError(f"CRD nce_mom must be in [0, 1), got {nce_mom}.")
-        if teacher_spec is None:
-            raise ValueError("CRD needs the teacher's feature spec: the method distils from a teacher.")
         self.num_data = int(num_data)
         self.embed_student = LinearEmbed(student_spec.pooled_dim, feat_dim)
         self.embed_teacher = LinearEmbed(teacher_spec.pooled_dim, feat_dim)
         self.memory = ContrastMemory(feat_dim, self.num_data, nce_k, nce_t, nce_mom)
 
-    def forward(
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> dict[str, torch.Tensor]:
-        if index is None:
+        if batch.index is None:
             raise ValueError(
                 "CRD needs the dataset index of every sample (its memory bank is indexed by them): the training "
                 "dataset/collator must return an 'index' tensor next to 'pixel_values' and 'labels'."
             )
         f_s = require_field(student, "pooler_output", self.name, "student")
         f_t = require_field(teacher, "pooler_output", self.name, "teacher")
-        index = index.reshape(-1).long()
+        index = batch.index.reshape(-1).long()
         if index.shape[0] != f_s.shape[0]:
             raise ValueError(f"CRD got {index.shape[0]} indices for a batch of {f_s.shape[0]} samples.")
         if index.device.type == "cpu":

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math, require_field, require_labels
-from .base import DistillationLoss, FeatureSpec, register_loss
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 # mdistiller pushes the target logit down by this much so the softmax gives it exactly zero mass (in float32)
 # and the remaining classes are renormalised among themselves.
@@ -47,6 +47,15 @@ class DkdLoss(DistillationLoss):
 
     name = "dkd"
     default_weight = 1.0
+    paper_name = "DKD"
+    description = "KD decoupled into target-class and non-target-class terms with separate weights."
+    table_order = 13
+    bibtex = """@inproceedings{zhao2022decoupled,
+  title     = {Decoupled Knowledge Distillation},
+  author    = {Zhao, Borui and Cui, Quan and Song, Renjie and Qiu, Yiyu and Liang, Jiajun},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2022}
+}"""
 
     def __init__(
         self,
@@ -73,18 +82,12 @@ class DkdLoss(DistillationLoss):
             return 1.0
         return min(max(float(epoch), 0.0) / self.warmup_epochs, 1.0)
 
-    def forward(
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> dict[str, torch.Tensor]:
         z_s = require_field(student, "logits", self.name, "student")
         z_t = require_field(teacher, "logits", self.name, "teacher").detach()
-        labels = require_labels(labels, self.name)
+        labels = require_labels(batch.labels, self.name)
         t = self.temperature
         with float32_math(z_s):
             z_s, z_t = z_s.float() / t, z_t.float() / t
@@ -93,7 +96,7 @@ class DkdLoss(DistillationLoss):
             offset = _MASK_OFFSET * gt_mask.float()
             nckd = self._kl(F.log_softmax(z_t - offset, dim=1), F.log_softmax(z_s - offset, dim=1))
             tckd, nckd = tckd * (t * t), nckd * (t * t)
-            factor = self.warmup_factor(epoch)
+            factor = self.warmup_factor(batch.epoch)
             loss = factor * (self.alpha * tckd + self.beta * nckd)
         return {"loss": loss, "tckd": tckd.detach(), "nckd": nckd.detach()}
 

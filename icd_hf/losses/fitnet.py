@@ -5,15 +5,13 @@ Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015. https://arxiv.org
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, hidden_maps, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import float32_math, hidden_maps
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -80,14 +78,21 @@ class FitNetLoss(DistillationLoss):
     """
 
     name = "fitnet"
-    default_weight = 100.0
     needs_hidden_states = True
+    default_weight = 100.0
+    paper_name = "FitNet"
+    description = "the student regresses a middle teacher feature map from its own (hint learning)."
+    table_order = 1
+    bibtex = """@inproceedings{romero2015fitnets,
+  title     = {FitNets: Hints for Thin Deep Nets},
+  author    = {Romero, Adriana and Ballas, Nicolas and Kahou, Samira Ebrahimi and Chassang, Antoine and
+               Gatta, Carlo and Bengio, Yoshua},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2015}
+}"""
 
-    def __init__(
-        self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, hint_layer: int = 2, **kwargs: Any
-    ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "FitNet")
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, hint_layer: int = 2) -> None:
+        super().__init__(student_spec, teacher_spec)
         n = min(len(student_spec.hidden_shapes), len(teacher_spec.hidden_shapes))
         if not -n <= hint_layer < n:
             raise ValueError(
@@ -99,14 +104,8 @@ class FitNetLoss(DistillationLoss):
             student_spec.hidden_shapes[self.hint_layer], teacher_spec.hidden_shapes[self.hint_layer]
         )
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         f_s = hidden_maps(student, "FitNet")[self.hint_layer]
         f_t = hidden_maps(teacher, "FitNet", role="teacher")[self.hint_layer].detach()

@@ -6,21 +6,11 @@ Learning", CVPR 2017. https://openaccess.thecvf.com/content_cvpr_2017/html/Yim_A
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import (
-    check_same_stage_count,
-    float32_math,
-    loss_with_terms,
-    match_spatial_size,
-    require_teacher_spec,
-    stage_pairs,
-    sum_terms,
-)
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import StagewiseLoss, float32_math, match_spatial_size
+from .base import FeatureSpec, register_loss
 
 
 def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
@@ -33,7 +23,7 @@ def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
 
 
 @register_loss
-class FSPLoss(DistillationLoss):
+class FSPLoss(StagewiseLoss):
     """FSP: match the Gram ("flow") matrices between consecutive maps of ``hidden_states`` (stem included).
 
     Yim et al., CVPR 2017; RepDistiller ``distiller_zoo/FSP.py`` and ``train_student.py --distill fsp``.
@@ -53,18 +43,25 @@ class FSPLoss(DistillationLoss):
     """
 
     name = "fsp"
-    default_weight = 50.0
+    stage_start = 0  # the stem map takes part: its flow into the first stage is the first term
     needs_hidden_states = True
     needs_spatial_maps = True
     init_epochs = 30
+    default_weight = 50.0
+    paper_name = "FSP"
+    description = "match the flow-of-solution (Gram) matrices between consecutive stages."
+    table_order = 10
+    bibtex = """@inproceedings{yim2017gift,
+  title     = {A Gift from Knowledge Distillation: Fast Optimization, Network Minimization and Transfer
+               Learning},
+  author    = {Yim, Junho and Joo, Donggyu and Bae, Jihoon and Kim, Junmo},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2017}
+}"""
 
-    def __init__(
-        self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, main_stage: bool = False, **kwargs: Any
-    ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "FSP")
-        self.num_maps = check_same_stage_count(student_spec, teacher_spec, "FSP", start=0)
-        if self.num_maps < 2:
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, main_stage: bool = False) -> None:
+        super().__init__(student_spec, teacher_spec)
+        if self.num_pairs < 2:
             raise ValueError("FSP relates consecutive hidden_states and needs at least two of them (stem + 1 stage).")
         s_channels = [s[0] for s in student_spec.hidden_shapes]
         t_channels = [t[0] for t in teacher_spec.hidden_shapes]
@@ -76,31 +73,17 @@ class FSPLoss(DistillationLoss):
             )
         self.main_stage = bool(main_stage)
 
-    def _fsp_terms(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> dict[str, torch.Tensor]:
-        pairs = stage_pairs(student, teacher, "FSP", start=0, expected=self.num_maps)
+    def stage_terms(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput
+    ) -> dict[str, torch.Tensor]:
+        """One term per flow ``k`` (between maps ``k`` and ``k + 1``), logged as ``flow<k>``."""
+        pairs = self.stage_pairs(student, teacher)
         terms = {}
         with float32_math(pairs[0][0]):
             maps_s = [s.float() for s, _ in pairs]
             maps_t = [t.float() for _, t in pairs]
-            for k in range(self.num_maps - 1):
+            for k in range(self.num_pairs - 1):
                 g_s = fsp_matrix(maps_s[k], maps_s[k + 1])
                 g_t = fsp_matrix(maps_t[k], maps_t[k + 1])
                 terms[f"flow{k}"] = (g_s - g_t).pow(2).mean()
         return terms
-
-    def init_loss(self, student: DistillationModelOutput, teacher: DistillationModelOutput) -> torch.Tensor:
-        """The FSP loss trained alone in the initialisation stage (student only)."""
-        return sum_terms(self._fsp_terms(student, teacher))
-
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        if not self.main_stage:
-            return torch.zeros((), device=student.logits.device)
-        return loss_with_terms(self._fsp_terms(student, teacher))

@@ -7,15 +7,14 @@ https://arxiv.org/abs/1802.04977
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, hidden_maps, match_spatial_size, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import float32_math, hidden_maps, match_spatial_size
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def _conv_stack(channels: list[int], batch_norm: bool, transposed: bool = False) -> nn.Sequential:
@@ -73,9 +72,18 @@ class FTLoss(DistillationLoss):
     """
 
     name = "ft"
-    default_weight = 200.0
     needs_hidden_states = True
     init_epochs = 30
+    default_weight = 200.0
+    paper_name = "FT"
+    description = "match the factors a paraphraser extracts from the teacher's last feature map."
+    table_order = 9
+    bibtex = """@inproceedings{kim2018paraphrasing,
+  title     = {Paraphrasing Complex Network: Network Compression via Factor Transfer},
+  author    = {Kim, Jangho and Park, SeongUk and Kwak, Nojun},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2018}
+}"""
 
     def __init__(
         self,
@@ -85,10 +93,8 @@ class FTLoss(DistillationLoss):
         rate: float = 0.5,
         p1: float = 2.0,
         p2: float = 1.0,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "FT")
+        super().__init__(student_spec, teacher_spec)
         s_channels, t_channels = student_spec.hidden_shapes[-1][0], teacher_spec.hidden_shapes[-1][0]
         factor_channels = int(t_channels * rate)
         if factor_channels < 1:
@@ -111,14 +117,8 @@ class FTLoss(DistillationLoss):
         """Only the paraphraser: the initialisation stage is an auto-encoder fit of the teacher features."""
         yield from self.paraphraser.parameters()
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         factor_s = self.translator(hidden_maps(student, "FT")[-1])
         # The paraphraser is frozen after its initialisation stage: no gradient, so no update, no weight decay.

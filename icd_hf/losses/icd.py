@@ -8,7 +8,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import LinearEmbed, float32_math, require_field
-from .base import DistillationLoss, FeatureSpec, register_loss
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 @register_loss
@@ -54,6 +54,20 @@ class IcdLoss(DistillationLoss):
 
     name = "icd"
     default_weight = 1.0
+    paper_name = "ICD"
+    full_name = "Invariant Consistency Distillation"
+    description = (
+        "a contrastive objective between the student's and the teacher's embeddings of the same image (both projected "
+        "to 128-d and L2-normalised, with a learnable temperature and bias instead of CRD's memory bank) plus an "
+        "invariance penalty that keeps the student's representation consistent with the teacher's."
+    )
+    table_order = 14
+    bibtex = """@article{giakoumoglou2024invariant,
+  title   = {Invariant Consistency for Knowledge Distillation},
+  author  = {Giakoumoglou, Nikolaos and Stathaki, Tania},
+  journal = {arXiv preprint arXiv:2407.11802},
+  year    = {2024}
+}"""
 
     def __init__(
         self,
@@ -67,8 +81,6 @@ class IcdLoss(DistillationLoss):
         symmetric: bool = False,
     ) -> None:
         super().__init__(student_spec, teacher_spec)
-        if teacher_spec is None:
-            raise ValueError("ICD needs the teacher's feature spec: the method distils from a teacher.")
         if max_logit_scale <= 0:
             raise ValueError(f"max_logit_scale must be > 0, got {max_logit_scale}.")
         self.feat_dim = int(feat_dim)
@@ -100,14 +112,8 @@ class IcdLoss(DistillationLoss):
             z_t = self.embed_teacher(teacher_features.detach().float())
             return self.scale() * (z_s.float() @ z_t.float().T) + self.logit_bias.float()
 
-    def forward(
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> dict[str, torch.Tensor]:
         f_s = require_field(student, "pooler_output", self.name, "student")
         f_t = require_field(teacher, "pooler_output", self.name, "teacher")

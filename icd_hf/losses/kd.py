@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math, require_field
-from .base import DistillationLoss, FeatureSpec, register_loss
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 @register_loss
@@ -27,26 +27,29 @@ class KdLoss(DistillationLoss):
 
     name = "kd"
     default_weight = 0.9
+    paper_name = "KD"
+    description = "KL divergence between the temperature-softened class probabilities of teacher and student."
+    table_order = 0
+    bibtex = """@article{hinton2015distilling,
+  title   = {Distilling the Knowledge in a Neural Network},
+  author  = {Hinton, Geoffrey and Vinyals, Oriol and Dean, Jeff},
+  journal = {arXiv preprint arXiv:1503.02531},
+  year    = {2015}
+}"""
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, temperature: float = 4.0) -> None:
         super().__init__(student_spec, teacher_spec)
         if temperature <= 0:
             raise ValueError(f"KD temperature must be > 0, got {temperature}.")
-        if teacher_spec is not None and teacher_spec.num_classes != student_spec.num_classes:
+        if teacher_spec.num_classes != student_spec.num_classes:
             raise ValueError(
                 f"KD compares logits: the student predicts {student_spec.num_classes} classes and the teacher "
                 f"{teacher_spec.num_classes}; build both for the same label set."
             )
         self.temperature = float(temperature)
 
-    def forward(
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         z_s = require_field(student, "logits", self.name, "student")
         z_t = require_field(teacher, "logits", self.name, "teacher").detach()

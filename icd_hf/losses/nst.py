@@ -6,21 +6,11 @@ https://arxiv.org/abs/1707.01219
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import (
-    check_same_stage_count,
-    float32_math,
-    loss_with_terms,
-    match_spatial_size,
-    require_teacher_spec,
-    stage_pairs,
-)
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import StagewiseLoss, float32_math, match_spatial_size
+from .base import register_loss
 
 
 def polynomial_kernel_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -41,7 +31,7 @@ def nst_mmd(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
 
 
 @register_loss
-class NSTLoss(DistillationLoss):
+class NSTLoss(StagewiseLoss):
     """NST: polynomial-kernel MMD between student and teacher neuron-selectivity patterns of every stage.
 
     Huang & Wang 2017 (https://arxiv.org/abs/1707.01219); RepDistiller ``distiller_zoo/NST.py``.
@@ -53,26 +43,19 @@ class NSTLoss(DistillationLoss):
     """
 
     name = "nst"
-    default_weight = 50.0
     needs_hidden_states = True
     needs_spatial_maps = True
+    default_weight = 50.0
+    paper_name = "NST"
+    description = "match the neuron-selectivity distributions of the feature maps with an MMD."
+    table_order = 11
+    bibtex = """@article{huang2017like,
+  title   = {Like What You Like: Knowledge Distill via Neuron Selectivity Transfer},
+  author  = {Huang, Zehao and Wang, Naiyan},
+  journal = {arXiv preprint arXiv:1707.01219},
+  year    = {2017}
+}"""
 
-    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "NST")
-        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "NST")
-
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
-    ) -> dict[str, torch.Tensor]:
-        terms = {}
-        for i, (f_s, f_t) in enumerate(stage_pairs(student, teacher, "NST", expected=self.num_pairs), start=1):
-            with float32_math(f_s):
-                terms[f"stage{i}"] = nst_mmd(*match_spatial_size(f_s.float(), f_t.float()))
-        return loss_with_terms(terms)
+    def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        with float32_math(f_s):
+            return nst_mmd(*match_spatial_size(f_s.float(), f_t.float()))

@@ -6,14 +6,11 @@ https://arxiv.org/abs/1803.10837
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
-from .sp import check_relational_batch
+from ._utils import check_relational_batch, float32_math, require_field
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def cosine_conditional_probabilities(features: torch.Tensor, eps: float) -> torch.Tensor:
@@ -43,22 +40,22 @@ class PKTLoss(DistillationLoss):
 
     name = "pkt"
     default_weight = 30000.0
+    paper_name = "PKT"
+    description = "match the probability distributions of pairwise embedding similarities."
+    table_order = 7
+    bibtex = """@inproceedings{passalis2018learning,
+  title     = {Learning Deep Representations with Probabilistic Knowledge Transfer},
+  author    = {Passalis, Nikolaos and Tefas, Anastasios},
+  booktitle = {European Conference on Computer Vision (ECCV)},
+  year      = {2018}
+}"""
 
-    def __init__(
-        self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, eps: float = 1e-7, **kwargs: Any
-    ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        require_teacher_spec(teacher_spec, "PKT")
+    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, eps: float = 1e-7) -> None:
+        super().__init__(student_spec, teacher_spec)
         self.eps = float(eps)
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         f_s, f_t = (
             require_field(student, "pooler_output", "PKT", "student"),

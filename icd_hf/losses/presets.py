@@ -16,9 +16,7 @@ method              CE weight   KD weight  other term
 
 ``x`` is any registered loss (``icd_hf.losses.list_losses()``), so every method file added to the package
 is available here with no edit. More than one non-KD term (``"crd+icd+kd"``) is allowed: each gets its
-default weight. Default weights (``DistillationLoss.default_weight``, the CRD benchmark's ``-b``): ICD 1,
-KD 0.9, DKD 1, CRD 0.8, FitNet 100, AT 1000, SP 3000, CC 0.02, VID 1, RKD 1, PKT 30000, AB 1, FT 200,
-FSP 50, NST 50.
+default weight, the loss class's ``default_weight`` (the CRD benchmark's ``-b``).
 
 ``overrides`` (a config's ``loss_overrides``) adjusts the result::
 
@@ -29,19 +27,20 @@ FSP 50, NST 50.
 Keys must be ``ce_weight`` or a registered loss name; hyper-parameters are checked against the loss's
 signature here, so a typo fails before training starts. Entries for registered losses that the method does
 not use are checked but ignored, so one config's overrides can serve every method of a sweep.
+
+``method_display_name`` and ``method_sort_key`` give a method's label and row order in results tables, from the
+same loss classes (``paper_name``, ``table_order``).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import DistillationLoss, get_loss_class, list_losses
+from .base import check_hyperparameters, get_loss_class, list_losses
 
 VANILLA = "vanilla"
-_NON_HPARAMS = {"self", "student_spec", "teacher_spec"}
 
 
 @dataclass(frozen=True)
@@ -74,17 +73,6 @@ def _unknown_method(name: str) -> KeyError:
     )
 
 
-def _accepted_hparams(loss_name: str) -> set[str] | None:
-    """Keyword hyper-parameters of a loss's ``__init__``, or ``None`` if it takes ``**kwargs`` (unchecked)."""
-    init = get_loss_class(loss_name).__init__
-    if init is DistillationLoss.__init__:  # no hyper-parameters of its own; the base rejects any kwargs
-        return set()
-    params = inspect.signature(init).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.name not in _NON_HPARAMS}
-
-
 def _parse_overrides(overrides: Mapping[str, Any] | None) -> tuple[float | None, dict[str, dict[str, Any]]]:
     """Validate ``overrides``; return the CE weight override and per-loss override dicts (lower-case names)."""
     if overrides is None:
@@ -108,14 +96,10 @@ def _parse_overrides(overrides: Mapping[str, Any] | None) -> tuple[float | None,
                 f"Override for {key!r} must be a mapping of 'weight' and hyper-parameters, e.g. "
                 f"{{'{name}': {{'weight': 1.0}}}}; got {value!r}."
             )
-        accepted = _accepted_hparams(name)
-        if accepted is not None:
-            unknown = sorted(set(value) - accepted - {"weight"})
-            if unknown:
-                raise ValueError(
-                    f"Unknown hyper-parameter(s) {unknown} for loss {name!r}. Accepted: "
-                    f"{', '.join(sorted(accepted | {'weight'}))}."
-                )
+        try:
+            check_hyperparameters(name, value, also=("weight",))
+        except TypeError as err:  # a config mistake: reported as bad input, like the other keys
+            raise ValueError(str(err)) from None
         if "weight" in value:
             _as_weight(value["weight"], f"{name}.weight")
         per_loss[name] = dict(value)
@@ -169,3 +153,44 @@ def resolve_method(method: str, overrides: Mapping[str, Any] | None = None) -> M
         weight = float(override.pop("weight", weights[part]))
         terms.append(LossTerm(name=part, weight=weight, kwargs=override))
     return MethodSpec(ce_weight=ce_weight if ce_override is None else ce_override, terms=terms, name=name)
+
+
+def _paper_name(component: str) -> str:
+    try:
+        return get_loss_class(component).paper_name
+    except KeyError:  # not a registered loss (a row of a published table): shown as written, upper case
+        return component.upper()
+
+
+def method_display_name(method: str, *, kd_last: bool = True) -> str:
+    """``icd+kd`` -> ``ICD+KD``: a method's label in results tables and cards (the papers' spelling).
+
+    Args:
+        method: ``+``-joined loss names, any case.
+        kd_last: move ``KD`` to the end (``kd+crd`` -> ``CRD+KD``), as the papers label their rows; with
+            ``False`` the components keep the caller's order.
+
+    Raises:
+        ValueError: ``method`` names no component.
+    """
+    parts = [p.strip().lower() for p in method.split("+") if p.strip()]
+    if not parts:
+        raise ValueError(f"Empty method name {method!r}: pass loss names joined by '+', e.g. 'icd+kd'.")
+    if kd_last:
+        parts.sort(key=lambda p: p == "kd")  # stable: keeps the order of the others, moves KD to the end
+    return "+".join(_paper_name(p) for p in parts)
+
+
+def method_sort_key(label: str) -> tuple[int, int, str]:
+    """Sort key of a method (``"crd+kd"`` or its label ``"CRD+KD"``) in a results table: the losses'
+    ``table_order`` (the CRD benchmark's order, then later methods), ``X+KD`` right after ``X``, unknown last."""
+    lookup = {}
+    for name in list_losses():
+        cls = get_loss_class(name)
+        lookup[name] = lookup[cls.paper_name.lower()] = cls
+    parts = [p.strip().lower() for p in label.split("+") if p.strip()]
+    classes = [lookup.get(p) for p in parts]
+    if not parts or None in classes:
+        return (max(c.table_order for c in lookup.values()) + 1, len(parts), label)
+    lead = [c for c in classes if c.name != "kd"] or classes
+    return (min(c.table_order for c in lead), len(parts), label)

@@ -5,15 +5,12 @@ Park, Kim, Lu & Cho, "Relational Knowledge Distillation", CVPR 2019. https://arx
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, require_field, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
-from .sp import check_relational_batch
+from ._utils import check_relational_batch, float32_math, require_field
+from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def pairwise_distances(e: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -53,6 +50,15 @@ class RKDLoss(DistillationLoss):
 
     name = "rkd"
     default_weight = 1.0
+    paper_name = "RKD"
+    description = "match the distance and angle relations between the embeddings of a batch."
+    table_order = 6
+    bibtex = """@inproceedings{park2019relational,
+  title     = {Relational Knowledge Distillation},
+  author    = {Park, Wonpyo and Kim, Dongju and Lu, Yan and Cho, Minsu},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2019}
+}"""
 
     def __init__(
         self,
@@ -61,21 +67,13 @@ class RKDLoss(DistillationLoss):
         *,
         distance_weight: float = 25.0,
         angle_weight: float = 50.0,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        require_teacher_spec(teacher_spec, "RKD")
+        super().__init__(student_spec, teacher_spec)
         self.distance_weight = float(distance_weight)
         self.angle_weight = float(angle_weight)
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> dict[str, torch.Tensor]:
         f_s = require_field(student, "pooler_output", "RKD", "student")
         check_relational_batch(f_s.shape[0], "RKD")

@@ -5,23 +5,12 @@ Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019. https://
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import float32_math, hidden_maps, require_teacher_spec
-from .base import DistillationLoss, FeatureSpec, register_loss
-
-
-def check_relational_batch(batch_size: int, loss_name: str) -> None:
-    """Batch-relational losses compare samples with each other: a batch of one carries no relation."""
-    if batch_size < 2:
-        raise ValueError(
-            f"{loss_name} is computed from relations between the samples of a batch and needs a batch of at "
-            f"least 2, got {batch_size}; raise the per-device batch size (and use drop_last for the last batch)."
-        )
+from ._utils import check_relational_batch, float32_math, hidden_maps
+from .base import BatchContext, DistillationLoss, register_loss
 
 
 @register_loss
@@ -36,21 +25,20 @@ class SPLoss(DistillationLoss):
     """
 
     name = "sp"
-    default_weight = 3000.0
     needs_hidden_states = True
+    default_weight = 3000.0
+    paper_name = "SP"
+    description = "match the batch similarity matrices of the last feature maps."
+    table_order = 3
+    bibtex = """@inproceedings{tung2019similarity,
+  title     = {Similarity-Preserving Knowledge Distillation},
+  author    = {Tung, Frederick and Mori, Greg},
+  booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
+  year      = {2019}
+}"""
 
-    def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, **kwargs: Any) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        require_teacher_spec(teacher_spec, "SP")
-
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
+    def compute(
+        self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> torch.Tensor:
         f_s = hidden_maps(student, "SP")[-1]
         f_t = hidden_maps(teacher, "SP", role="teacher")[-1].detach()

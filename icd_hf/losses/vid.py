@@ -7,22 +7,13 @@ https://arxiv.org/abs/1904.05835
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.modeling_outputs import DistillationModelOutput
-from ._utils import (
-    check_same_stage_count,
-    float32_math,
-    loss_with_terms,
-    match_spatial_size,
-    require_teacher_spec,
-    stage_pairs,
-)
-from .base import DistillationLoss, FeatureSpec, register_loss
+from ._utils import StagewiseLoss, float32_math, match_spatial_size
+from .base import FeatureSpec, register_loss
 
 
 class VIDHead(nn.Module):
@@ -59,7 +50,7 @@ class VIDHead(nn.Module):
 
 
 @register_loss
-class VIDLoss(DistillationLoss):
+class VIDLoss(StagewiseLoss):
     """VID: per-stage Gaussian negative log-likelihood of the teacher map given the student map, summed.
 
     Ahn et al., CVPR 2019 (https://arxiv.org/abs/1904.05835); RepDistiller ``distiller_zoo/VID.py`` as
@@ -73,8 +64,17 @@ class VIDLoss(DistillationLoss):
     """
 
     name = "vid"
-    default_weight = 1.0
     needs_hidden_states = True
+    default_weight = 1.0
+    paper_name = "VID"
+    description = "maximise a variational lower bound on the mutual information of teacher and student features."
+    table_order = 5
+    bibtex = """@inproceedings{ahn2019variational,
+  title     = {Variational Information Distillation for Knowledge Transfer},
+  author    = {Ahn, Sungsoo and Hu, Shell Xu and Damianou, Andreas and Lawrence, Neil D. and Dai, Zhenwen},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2019}
+}"""
 
     def __init__(
         self,
@@ -83,27 +83,14 @@ class VIDLoss(DistillationLoss):
         *,
         init_pred_var: float = 5.0,
         eps: float = 1e-5,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(student_spec, teacher_spec, **kwargs)
-        teacher_spec = require_teacher_spec(teacher_spec, "VID")
+        super().__init__(student_spec, teacher_spec)
         if init_pred_var <= eps:
             raise ValueError(f"VID init_pred_var ({init_pred_var}) must be larger than eps ({eps}).")
-        self.num_pairs = check_same_stage_count(student_spec, teacher_spec, "VID")
         self.heads = nn.ModuleList(
             VIDHead(s[0], t[0], t[0], init_pred_var, eps)
             for s, t in zip(student_spec.hidden_shapes[1:], teacher_spec.hidden_shapes[1:])
         )
 
-    def forward(  # type: ignore[override]
-        self,
-        student: DistillationModelOutput,
-        teacher: DistillationModelOutput,
-        *,
-        labels: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        epoch: float = 0.0,
-    ) -> dict[str, torch.Tensor]:
-        pairs = stage_pairs(student, teacher, "VID", expected=self.num_pairs)
-        terms = {f"stage{i}": head(f_s, f_t) for i, (head, (f_s, f_t)) in enumerate(zip(self.heads, pairs), start=1)}
-        return loss_with_terms(terms)
+    def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        return self.heads[index](f_s, f_t)
