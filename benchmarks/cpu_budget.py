@@ -69,7 +69,7 @@ def _run_row(results: dict[str, Any]) -> dict[str, Any]:
 def summarise(kept_dir: Path = KEPT_RUNS, paper_dir: Path | None = None) -> dict[str, Any]:
     """The protocol's summary from the kept ``results.json`` files: the teacher, and per student method its runs
     (one per seed) with mean and standard deviation of the last top-1, beside the paper's 240-epoch figure."""
-    from icd_hf.hub.paper import find_paper_result
+    from icd_hf.paper import find_paper_result
 
     teacher_file = kept_dir / "teacher_resnet56.json"
     teacher = _run_row(json.loads(teacher_file.read_text())) if teacher_file.is_file() else None

@@ -1,7 +1,9 @@
-"""The ICD paper's published tables: model and method spellings, where the CSVs live, and how they are read.
+"""The ICD paper's published tables: model spellings, where the CSVs live, how they are read, and the look-up of
+one teacher→student pair's figures.
 
-One source of truth for the results tables (:mod:`icd_hf.evaluation.results`) and the model cards
-(:mod:`icd_hf.hub.paper`), which both set our numbers next to the paper's.
+One source of truth for the results tables (:mod:`icd_hf.evaluation.results`), the model cards
+(:mod:`icd_hf.hub.card`) and the CPU-budget protocol, which all set our numbers next to the paper's. A method's
+spelling (``method_display_name``) is its loss classes' ``paper_name`` (:mod:`icd_hf.losses.presets`).
 
 The CSVs (``../shared/paper/*.csv`` next to a source checkout) come in two layouts:
 
@@ -9,7 +11,8 @@ The CSVs (``../shared/paper/*.csv`` next to a source checkout) come in two layou
   ``teacher_acc``, ``student_vanilla_acc``, then one row per method (``KD``, ``CRD+KD``, ``ICD+KD``...);
 - table 3: one row per transfer task, columns ``teacher``, ``student_vanilla`` and one per method.
 
-Cells the paper prints as ``n/a`` (or leaves empty) read as ``None``.
+Cells the paper prints as ``n/a`` (or leaves empty) read as ``None``. The figures are facts to compare against:
+a card or a table shows them in their own column, never in place of a measured number.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .losses.presets import method_display_name
+
 __all__ = [
     "PAIR_TABLES",
     "PAPER_NAMES",
     "TEACHER_ACC_ROW",
     "VANILLA_ACC_ROW",
     "PairTable",
+    "PaperResult",
     "default_paper_dir",
+    "find_paper_result",
     "find_paper_table",
     "method_display_name",
     "normalise_name",
@@ -61,8 +68,6 @@ PAPER_NAMES: dict[str, str] = {
 PAIR_TABLES = ("table1_cifar100_same_architecture.csv", "table2_cifar100_cross_architecture.csv")
 TEACHER_ACC_ROW = "teacher_acc"
 VANILLA_ACC_ROW = "student_vanilla_acc"
-# Method components whose paper spelling is not just upper case.
-_METHOD_SPELLING = {"fitnet": "FitNet"}
 
 
 def normalise_name(name: str) -> str:
@@ -73,25 +78,6 @@ def normalise_name(name: str) -> str:
 def paper_model_name(zoo_name: str) -> str:
     """``wrn_40_2`` -> ``WRN-40-2``: the paper's spelling of a zoo architecture (other names are unchanged)."""
     return PAPER_NAMES.get(zoo_name, zoo_name)
-
-
-def method_display_name(method: str, *, kd_last: bool = True) -> str:
-    """``icd+kd`` -> ``ICD+KD``: the paper's row label of a method string.
-
-    Args:
-        method: ``+``-joined loss names, any case.
-        kd_last: move ``KD`` to the end (``kd+crd`` -> ``CRD+KD``), as the paper labels its rows; with
-            ``False`` the components keep the caller's order.
-
-    Raises:
-        ValueError: ``method`` names no component.
-    """
-    parts = [p.strip().lower() for p in method.split("+") if p.strip()]
-    if not parts:
-        raise ValueError(f"Empty method name {method!r}: pass loss names joined by '+', e.g. 'icd+kd'.")
-    if kd_last:
-        parts.sort(key=lambda p: p == "kd")  # stable: keeps the order of the others, moves KD to the end
-    return "+".join(_METHOD_SPELLING.get(p, p.upper()) for p in parts)
 
 
 def default_paper_dir() -> Path:
@@ -167,3 +153,62 @@ def parse_pair_table(rows: list[list[str]], source: str | os.PathLike[str] = "th
         if label not in {teacher_label, "student"}
     }
     return PairTable(teachers=by_label[teacher_label], students=by_label["student"], rows=numbers)
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """The paper's CIFAR-100 top-1 (%) for one teacher→student column; ``None`` where it prints ``n/a``."""
+
+    table: str
+    teacher: str
+    student: str
+    teacher_top1: float | None
+    vanilla_top1: float | None
+    kd_top1: float | None
+    method: str | None
+    method_top1: float | None
+
+
+def find_paper_result(
+    teacher: str | None, student: str, method: str | None = None, paper_dir: str | Path | None = None
+) -> PaperResult | None:
+    """The paper's figures for ``teacher``→``student`` (zoo or paper names), or ``None`` if it has no such pair.
+
+    Teacher-only look-ups (``teacher=None``) are done with ``student`` as the architecture: the result then
+    carries that architecture's accuracy as a *teacher* in ``teacher_top1`` (first column where it is one).
+    A missing ``paper_dir`` (e.g. an installed wheel without the shared folder) is not an error: ``None``.
+    """
+    directory = Path(paper_dir) if paper_dir is not None else default_paper_dir()
+    want_teacher = normalise_name(paper_model_name(teacher)) if teacher is not None else None
+    want_student = normalise_name(paper_model_name(student))
+    for table_name in PAIR_TABLES:
+        path = directory / table_name
+        if not path.is_file():
+            continue
+        try:
+            table = parse_pair_table(read_paper_csv(path), path)
+        except ValueError:  # not a teacher→student table: nothing to look up in it
+            continue
+        for col, (t, s) in enumerate(zip(table.teachers, table.students)):
+            if teacher is None:
+                if normalise_name(t) != want_student:
+                    continue
+            elif normalise_name(t) != want_teacher or normalise_name(s) != want_student:
+                continue
+
+            def cell(label: str, table: PairTable = table, col: int = col) -> float | None:
+                values = table.lookup(label)
+                return values[col] if values is not None else None
+
+            method_row = method_display_name(method) if method and teacher is not None else None
+            return PaperResult(
+                table=table_name,
+                teacher=t,
+                student=s,
+                teacher_top1=cell(TEACHER_ACC_ROW),
+                vanilla_top1=cell(VANILLA_ACC_ROW) if teacher is not None else None,
+                kd_top1=cell("KD") if teacher is not None else None,
+                method=method_row,
+                method_top1=cell(method_row) if method_row else None,
+            )
+    return None

@@ -40,8 +40,8 @@ from icd_hf.hub import (
     render_model_card,
     validate_hub_model_id,
 )
-from icd_hf.hub.paper import default_paper_dir
 from icd_hf.models import create_model
+from icd_hf.paper import default_paper_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HUB_ID = "test-org/resnet8-icd-kd-toy"

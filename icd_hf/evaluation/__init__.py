@@ -20,7 +20,6 @@ from .features import dataset_fingerprint, extract_features, extract_outputs, mo
 from .linear_probe import standardise_features, train_linear_probe
 from .loading import resolve_model_dir
 from .results import (
-    METHOD_ORDER,
     TEACHER_ROW,
     VANILLA_ROW,
     Column,
@@ -40,7 +39,6 @@ from .results import (
 )
 
 __all__ = [
-    "METHOD_ORDER",
     "TEACHER_ROW",
     "VANILLA_ROW",
     "Column",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..losses.presets import method_sort_key
 from ..paper import (
     TEACHER_ACC_ROW,
     VANILLA_ACC_ROW,
@@ -40,7 +41,6 @@ from ..runs import RESULTS_NAME
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "METHOD_ORDER",
     "TEACHER_ROW",
     "VANILLA_ROW",
     "Column",
@@ -61,14 +61,10 @@ __all__ = [
 
 TEACHER_ROW = "Teacher"
 VANILLA_ROW = "Vanilla student"
-# Row order of the paper's tables (CRD benchmark order, then the later methods).
-METHOD_ORDER = (
-    "KD", "FitNet", "AT", "SP", "CC", "VID", "RKD", "PKT", "AB", "FT", "FSP", "NST",
-    "CRD", "CRD+KD", "DKD", "ICD", "ICD+KD",
-)
 _VANILLA_METHODS = {"vanilla", "ce", "baseline", "teacher"}
 # Spellings (`model_display_name`, `method_display_name`), `default_paper_dir`, `find_paper_table` and the CSV
 # reader are `icd_hf.paper`'s, shared with the model cards; they are re-exported here for this module's users.
+# Method rows follow the loss classes' `table_order` (`method_sort_key`).
 
 
 @dataclass(frozen=True)
@@ -227,11 +223,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _method_sort_key(label: str) -> tuple[int, str]:
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return (order.get(label, len(order)), label)
-
-
 def build_results_table(
     results: Sequence[Mapping[str, Any]],
     *,
@@ -293,7 +284,7 @@ def build_results_table(
     methods: dict[str, list[float | None]] = {}
     stds: dict[str, list[float | None]] = {}
     counts: dict[str, list[int]] = {}
-    for label in sorted(cells, key=_method_sort_key):
+    for label in sorted(cells, key=method_sort_key):
         stats = [_mean_std(cells[label].get(c.key, [])) for c in ordered]
         methods[label] = [m for m, _ in stats]
         stds[label] = [s for _, s in stats]

@@ -4,8 +4,8 @@ The metadata (YAML header) is built with ``ModelCardData`` and ``EvalResult`` so
 Hub's own parser (``ModelCard.load(...).data.eval_results``) reads back. The body comes from
 ``icd_hf/hub/templates/student_card.md`` (a distilled student) or ``teacher_card.md`` (a model trained from
 labels alone: a teacher or a vanilla baseline). Everything the card states comes from ``results.json``, the
-published tables (``paper.py``) or a latency measurement made at export; nothing is invented when a figure is
-unknown: the cell shows "–".
+published tables (``icd_hf.paper``), the loss classes (each method's description and BibTeX) or a latency
+measurement made at export; nothing is invented when a figure is unknown: the cell shows "–".
 """
 
 from __future__ import annotations
@@ -18,35 +18,15 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .citations import citations_for
-from .paper import PaperResult, find_paper_result, paper_method_name
+from ..losses import get_loss_class
+from ..losses.presets import method_display_name
+from ..paper import PaperResult, find_paper_result
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES_DIR / "student_card.md"
 TEACHER_TEMPLATE = TEMPLATES_DIR / "teacher_card.md"
 DEFAULT_LICENSE = "apache-2.0"
 LOCAL_REPO_REF = "path/to/this/folder"
-
-METHOD_DESCRIPTIONS: dict[str, str] = {
-    "icd": "**ICD** (Invariant Consistency Distillation): a contrastive objective between the student's and the "
-    "teacher's embeddings of the same image (both projected to 128-d and L2-normalised, with a learnable "
-    "temperature and bias instead of CRD's memory bank) plus an invariance penalty that keeps the student's "
-    "representation consistent with the teacher's.",
-    "kd": "**KD**: KL divergence between the temperature-softened class probabilities of teacher and student.",
-    "crd": "**CRD**: a contrastive loss between student and teacher embeddings with a memory bank of negatives.",
-    "fitnet": "**FitNet**: the student regresses a middle teacher feature map from its own (hint learning).",
-    "at": "**AT**: match the spatial attention maps of the intermediate stages.",
-    "sp": "**SP**: match the batch similarity matrices of the last feature maps.",
-    "cc": "**CC**: match the correlations between the embeddings of the images of a batch.",
-    "vid": "**VID**: maximise a variational lower bound on the mutual information of teacher and student features.",
-    "rkd": "**RKD**: match the distance and angle relations between the embeddings of a batch.",
-    "pkt": "**PKT**: match the probability distributions of pairwise embedding similarities.",
-    "ab": "**AB**: transfer the activation boundaries (pre-ReLU signs) of the teacher's hidden neurons.",
-    "ft": "**FT**: match the factors a paraphraser extracts from the teacher's last feature map.",
-    "fsp": "**FSP**: match the flow-of-solution (Gram) matrices between consecutive stages.",
-    "nst": "**NST**: match the neuron-selectivity distributions of the feature maps with an MMD.",
-    "dkd": "**DKD**: KD decoupled into target-class and non-target-class terms with separate weights.",
-}
 
 # Training-argument keys that describe bookkeeping, not the recipe: left out of the card's training list.
 _BOOKKEEPING_KEYS = {
@@ -97,6 +77,30 @@ def _known_dataset(dataset: Mapping[str, Any]) -> str | None:
     from ..data.info import canonical_dataset_name
 
     return canonical_dataset_name(str(dataset.get("name") or ""))
+
+
+def method_description(loss_name: str) -> str:
+    """The card's line for one loss term: ``**AT**: match the spatial attention maps...`` (from its loss class)."""
+    try:
+        loss = get_loss_class(loss_name)
+    except KeyError:  # a term of a loss this version does not know: its name alone
+        return f"**{loss_name}**"
+    expanded = f" ({loss.full_name})" if loss.full_name else ""
+    return f"**{loss.paper_name}**{expanded}: {loss.description}"
+
+
+def citations_for(term_names: list[str]) -> list[str]:
+    """BibTeX entries the card cites: ICD and CRD first (the method and the benchmark this project follows), then
+    the paper of each loss term."""
+    out = [get_loss_class("icd").bibtex, get_loss_class("crd").bibtex]
+    for name in term_names:
+        try:
+            bib = get_loss_class(name).bibtex
+        except KeyError:
+            continue
+        if bib not in out:
+            out.append(bib)
+    return out
 
 
 def _pct(value: Any) -> str:
@@ -204,7 +208,7 @@ def _accuracy_rows(results: Mapping[str, Any], paper: PaperResult | None) -> lis
             "params": _human_params(student.get("num_parameters")),
         }]
     rows = [{
-        "label": f"**{student['name']} + {paper_method_name(method)} (this model)**",
+        "label": f"**{student['name']} + {method_display_name(method)} (this model)**",
         "top1": f"**{_pct(metrics['top1'])}**",
         "top5": _pct(metrics.get("top5")),
         "paper": _pct(paper.method_top1 if paper else None),
@@ -318,7 +322,7 @@ def render_model_card(
             lat["teacher_ms"] = f"{teacher_ms:.2f}" if teacher_ms else "–"
             lat["student_ms"] = f"{lat['student_ms']:.2f}"
         context.update(
-            title=f"{student['name']} distilled from {teacher['name']} with {paper_method_name(method)} "
+            title=f"{student['name']} distilled from {teacher['name']} with {method_display_name(method)} "
             f"on {dataset['name']}",
             teacher_name=teacher["name"],
             teacher_params_h=_human_params(t_params),
@@ -327,10 +331,8 @@ def render_model_card(
                 teacher.get("path_or_hub_id")) else None),
             params_ratio=f"{t_params / s_params:.1f}×" if t_params and s_params else "–",
             latency=lat,
-            method_label=paper_method_name(method),
-            method_description="\n".join(
-                f"- {METHOD_DESCRIPTIONS.get(t['name'].lower(), '**' + t['name'] + '**')}" for t in terms
-            ) or f"Method `{method}`.",
+            method_label=method_display_name(method),
+            method_description="\n".join(f"- {method_description(t['name'])}" for t in terms) or f"Method `{method}`.",
             ce_weight=_format_value(results["loss"].get("ce_weight")) if results.get("loss", {}).get("ce_weight")
             else None,
             terms=[{"name": t["name"], "weight": _format_value(t.get("weight")), "kwargs": _kwargs_text(
