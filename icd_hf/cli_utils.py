@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import ConfigError, config_help, load_config, parse_overrides
+from .runs import git_commit
 
 # Bad names, paths, shapes or values in a config: reported as one line, exit status 2.
 BAD_INPUT_ERRORS = (ConfigError, KeyError, ValueError, TypeError, FileNotFoundError, ConnectionError, OSError)
@@ -129,6 +130,7 @@ def run_from_argv(argv: list[str], prog: str, force_method: str | None = None, d
         print_help(prog, argv, description=description)
         return 0
     configure_logging()
+    git_commit()  # cached now: results.json names the code that runs, even if the checkout moves on meanwhile
     try:
         overrides = parse_overrides(argv)
         if force_method is not None:

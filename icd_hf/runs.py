@@ -28,15 +28,26 @@ RESULTS_NAME = "results.json"
 EXPORT_DIRNAME = "student"
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """Short commit hash of the icd-hf checkout, or ``"unknown"`` outside a git checkout."""
+    """Short commit hash of the icd-hf checkout, ``+dirty`` when its tracked files have uncommitted changes, or
+    ``"unknown"`` outside a git checkout.
+
+    Cached: the first call names the code this process runs. Entry points call it at start, because a long run's
+    checkout can move on while it trains, and the commit read at the end would then name code that never ran.
+    """
+    package_dir = Path(__file__).resolve().parent
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=package_dir,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", str(package_dir)],
+            capture_output=True, text=True, check=True, cwd=package_dir,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{commit}+dirty" if dirty else commit
 
 
 def device_name(device: torch.device | str | None = None) -> str:

@@ -11,7 +11,15 @@ from .cli_utils import BAD_INPUT_ERRORS, configure_logging, print_help, report_e
 from .config import load_config, parse_overrides, training_defaults
 from .experiment import experiment_fingerprint, run_experiment
 from .losses.presets import resolve_method
-from .runs import RESULTS_NAME, RUNS_ROOT, default_output_dir, fingerprint_diff, method_dirname, pair_dirname
+from .runs import (
+    RESULTS_NAME,
+    RUNS_ROOT,
+    default_output_dir,
+    fingerprint_diff,
+    git_commit,
+    method_dirname,
+    pair_dirname,
+)
 
 DEFAULT_METHODS = (
     "vanilla,kd,fitnet,at,sp,cc,vid,rkd,pkt,ab,ft,fsp,nst,crd,crd+kd,icd,icd+kd"
@@ -97,6 +105,7 @@ def sweep_from_argv(argv: list[str], prog: str = "sweep.py") -> int:
         print_help(prog, argv, extra=SWEEP_OPTIONS)
         return 0
     configure_logging()
+    git_commit()  # cached: every run of the sweep records the code it started with
     try:
         overrides = parse_overrides(argv, extra={name: hint for name, (hint, _, _) in SWEEP_OPTIONS.items()})
         methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")

@@ -65,6 +65,7 @@ def main(argv: list[str]) -> int:
         return 0
     configure_logging()
     start = time.time()
+    commit = git_commit()  # the code this process runs (cached: every run records the same)
     # Train times mean little without knowing what else ran: record the load the quick start started under.
     load_at_start = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     try:
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> int:
     )
     summary = {
         "command": command,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "device": teacher["device"],
         "total_wall_time_s": round(time.time() - start, 1),
         "load_average_at_start": load_at_start,

@@ -177,3 +177,16 @@ def test_student_folder_is_pipeline_ready(tmp_path):
     classifier = pipeline("image-classification", model=str(student), device="cpu")
     predictions = classifier(Image.new("RGB", (8, 8), (255, 255, 255)), top_k=3)
     assert len(predictions) == 3 and {p["label"] for p in predictions} <= {str(d) for d in range(10)}
+
+
+def test_the_recorded_commit_is_the_one_the_process_started_with(monkeypatch):
+    import re
+    import subprocess
+
+    from icd_hf.runs import git_commit
+
+    first = git_commit()
+    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|unknown", first)
+    # A checkout that moves on during a long run does not change what the run records.
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("read the checkout again"))
+    assert git_commit() == first
