@@ -20,9 +20,12 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from icd_hf.runs import RunResults
 
 ROOT = Path(__file__).resolve().parent.parent
 KEPT_RUNS = ROOT / "benchmarks" / "results" / "cifar100_cpu_budget"
@@ -49,20 +52,27 @@ def export_teacher(run_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _run_row(results: dict[str, Any]) -> dict[str, Any]:
-    metrics = results["metrics"]
+def _read_run(path: Path) -> RunResults:
+    """A kept run: a copy of its ``results.json``, read as the record training wrote."""
+    from icd_hf.runs import RunResults
+
+    return RunResults.read(path)
+
+
+def _run_row(results: RunResults) -> dict[str, Any]:
+    metrics = results.metrics
     return {
-        "method": results["method"],
-        "seed": results.get("config", {}).get("training", {}).get("seed"),
-        "epochs": results.get("training", {}).get("num_train_epochs"),
-        "top1": metrics["top1"],
-        "top5": metrics["top5"],
-        "best_top1": metrics.get("best_top1"),
-        "best_epoch": metrics.get("best_epoch"),
-        "wall_time_s": results.get("wall_time_s"),
-        "device": results.get("device"),
-        "git_commit": results.get("git_commit"),
-        "command": results.get("command"),
+        "method": results.method,
+        "seed": results.config.get("training", {}).get("seed"),
+        "epochs": results.training.get("num_train_epochs"),
+        "top1": metrics.top1,
+        "top5": metrics.top5,
+        "best_top1": metrics.best_top1,
+        "best_epoch": metrics.best_epoch,
+        "wall_time_s": results.wall_time_s,
+        "device": results.device,
+        "git_commit": results.git_commit,
+        "command": results.command,
     }
 
 
@@ -72,13 +82,13 @@ def summarise(kept_dir: Path = KEPT_RUNS, paper_dir: Path | None = None) -> dict
     from icd_hf.paper import find_paper_result
 
     teacher_file = kept_dir / "teacher_resnet56.json"
-    teacher = _run_row(json.loads(teacher_file.read_text())) if teacher_file.is_file() else None
+    teacher = _run_row(_read_run(teacher_file)) if teacher_file.is_file() else None
     students: dict[str, list[dict[str, Any]]] = {}
     pair = ("resnet56", "resnet20")
     for path in sorted(kept_dir.glob("resnet20_*.json")):
-        results = json.loads(path.read_text())
-        pair = (results["teacher"]["name"] if results.get("teacher") else pair[0], results["student"]["name"])
-        students.setdefault(results["method"], []).append(_run_row(results))
+        results = _read_run(path)
+        pair = (results.teacher.name if results.teacher else pair[0], results.student.name)
+        students.setdefault(results.method, []).append(_run_row(results))
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     methods = []
     for method in sorted(students, key=lambda m: (rank.get(m, len(rank)), m)):
@@ -97,7 +107,7 @@ def summarise(kept_dir: Path = KEPT_RUNS, paper_dir: Path | None = None) -> dict
         })
     paper_teacher = find_paper_result(pair[0], pair[1], None, paper_dir)
     bf16_check = {
-        precision: _run_row(json.loads(path.read_text()))
+        precision: _run_row(_read_run(path))
         for precision in ("fp32", "bf16")
         if (path := kept_dir / f"bf16_check_{precision}.json").is_file()
     }

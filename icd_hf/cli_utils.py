@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from .config import ConfigError, config_help, load_config, parse_overrides
@@ -149,5 +150,5 @@ def run_from_argv(argv: list[str], prog: str, force_method: str | None = None, d
 
     results = execute_experiment(experiment, command=command_line(prog, argv))
     if experiment.trainer.is_world_process_zero():
-        print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **results["metrics"]}, indent=2))
+        print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **asdict(results.metrics)}, indent=2))
     return 0

@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,15 +19,20 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
 from .config import PAPER_TRAINING, ExperimentConfig, training_defaults
+from .hub_ids import has_hub_id_form, validate_hub_model_id
 from .losses.presets import MethodSpec, resolve_method
 from .runs import (
     EXPORT_DIRNAME,
-    RESULTS_NAME,
+    ModelRecord,
     ResumePlan,
+    RunMetrics,
+    RunResults,
+    TeacherRecord,
     clear_run_dir,
     device_name,
     effective_num_workers,
     find_resumable_checkpoint,  # noqa: F401  (re-exported: it lived here before runs.py)
+    find_run_results,
     git_commit,
     plan_resume,
     run_fingerprint,
@@ -39,7 +42,6 @@ from .trainer import INIT_STAGE_MARKER, DistillationTrainer, DistillationTrainin
 
 logger = logging.getLogger(__name__)
 
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def build_student(cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None) -> PreTrainedModel:
     """A fresh zoo/timm model, or the weights of a run folder/directory/Hub id to continue from (with a new head
@@ -71,7 +73,7 @@ def load_teacher(
     if path is None:
         raise ValueError(f"Method {cfg.method!r} needs `teacher_checkpoint`.")
     # `org/name` that is not a folder here is a Hub id (tried by load_image_classifier, whose error names both).
-    looks_local = not path.startswith("timm/") and not _HUB_ID_RE.match(path) and (
+    looks_local = not path.startswith("timm/") and not has_hub_id_form(path) and (
         os.path.sep in path or path.startswith(".") or Path(path).exists())
     if looks_local and not Path(path).is_dir():
         raise FileNotFoundError(
@@ -206,8 +208,6 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     from .model_pair import adapt_pair, fallback_image_size
 
     if cfg.push_to_hub:
-        from .hub import validate_hub_model_id
-
         validate_hub_model_id(cfg.hub_model_id)
     method = resolve_method(cfg.method, cfg.loss_overrides)
     args = training_arguments(cfg)
@@ -259,12 +259,12 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     return Experiment(cfg, method, trainer, info, student, teacher, best, fingerprint, resume_plan)
 
 
-def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> dict[str, Any]:
-    """Train (or distil) as ``cfg`` says; returns and writes ``results.json`` in ``cfg.output_dir``."""
+def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> RunResults:
+    """Train (or distil) as ``cfg`` says; returns the record it writes as ``results.json`` in ``cfg.output_dir``."""
     return execute_experiment(prepare_experiment(cfg), command)
 
 
-def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str, Any]:
+def execute_experiment(exp: Experiment, command: str | None = None) -> RunResults:
     """Train from the planned checkpoint (or from scratch), evaluate, export the student and write the results.
 
     ``wall_time_s`` and ``best_top1`` cover the whole run, the part before a resume included.
@@ -290,36 +290,33 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str,
         best_top1, best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
     student_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
     trainer.save_student(student_dir)
-    teacher = exp.teacher
-    results = {
-        "method": cfg.method,
-        "teacher": None
-        if teacher is None
-        else {
-            "name": cfg.teacher,
-            "num_parameters": count_parameters(teacher),
-            "path_or_hub_id": cfg.teacher_checkpoint,
-            "top1": _teacher_top1(cfg.teacher_checkpoint),
-        },
-        "student": {"name": cfg.student, "num_parameters": count_parameters(exp.student)},
-        "dataset": exp.info.to_dict(),
-        "loss": _loss_record(exp.method),
-        "training": {**PAPER_TRAINING, **cfg.training},
-        "metrics": {
-            "top1": metrics["eval_top1"],
-            "top5": metrics["eval_top5"],
-            "best_top1": best_top1,
-            "best_epoch": best_epoch,
-        },
-        "baselines": {"vanilla_top1": cfg.baselines.get("vanilla_top1"), "kd_top1": cfg.baselines.get("kd_top1")},
-        "config": cfg.to_dict(),
-        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(),
-        "wall_time_s": round(recorder.elapsed_s(), 1),
-        "resumed_from": plan.checkpoint,
-        "device": device_name(),
-        "fingerprint": exp.fingerprint,
-    }
+    teacher = None
+    if exp.teacher is not None:
+        teacher = TeacherRecord(
+            name=cfg.teacher,
+            num_parameters=count_parameters(exp.teacher),
+            path_or_hub_id=cfg.teacher_checkpoint,
+            top1=_teacher_top1(cfg.teacher_checkpoint),
+        )
+    results = RunResults(
+        method=cfg.method,
+        teacher=teacher,
+        student=ModelRecord(name=cfg.student, num_parameters=count_parameters(exp.student)),
+        dataset=exp.info.to_dict(),
+        loss=_loss_record(exp.method),
+        training={**PAPER_TRAINING, **cfg.training},
+        metrics=RunMetrics(
+            top1=metrics["eval_top1"], top5=metrics["eval_top5"], best_top1=best_top1, best_epoch=best_epoch
+        ),
+        baselines={"vanilla_top1": cfg.baselines.get("vanilla_top1"), "kd_top1": cfg.baselines.get("kd_top1")},
+        config=cfg.to_dict(),
+        command=command or " ".join([Path(sys.executable).name, *sys.argv]),
+        git_commit=git_commit(),
+        wall_time_s=round(recorder.elapsed_s(), 1),
+        resumed_from=plan.checkpoint,
+        device=device_name(),
+        fingerprint=exp.fingerprint,
+    )
     if is_main:
         from .hub.export import build_image_processor
 
@@ -327,13 +324,12 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str,
         # already wrote the student's own processor when it runs at another size/normalisation than the data.
         if not os.path.isfile(os.path.join(student_dir, "preprocessor_config.json")):
             build_image_processor(results).save_pretrained(student_dir)
-        with open(os.path.join(cfg.output_dir, RESULTS_NAME), "w") as f:
-            json.dump(results, f, indent=2)
+        results.write(cfg.output_dir)
         if cfg.push_to_hub:
             from .hub import HubPublishError, push_to_hub
 
             try:
-                results["hub_url"] = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
+                results.hub_url = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
             except HubPublishError as err:
                 # Training is done and saved; a failed upload must not look like a failed run.
                 logger.error("%s", err)
@@ -342,9 +338,5 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> dict[str,
 
 def _teacher_top1(path: str | None) -> float | None:
     """The teacher's accuracy, when it was trained by train_teacher.py (its results.json sits one level up)."""
-    if path is None:
-        return None
-    for candidate in (Path(path) / RESULTS_NAME, Path(path).parent / RESULTS_NAME):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())["metrics"]["top1"]
-    return None
+    record = find_run_results(path) if path is not None and Path(path).is_dir() else None
+    return record.metrics.top1 if record is not None else None

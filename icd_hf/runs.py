@@ -1,7 +1,9 @@
-"""The layout of a run directory and the provenance recorded with it, shared by training, export and evaluation.
+"""The layout of a run directory and the records written into it, shared by training, export and evaluation.
 
 A run directory (``output_dir`` of a recipe) holds ``student/`` - the trained model in ``save_pretrained``
-layout (for a teacher run, the teacher) - and ``results.json``; checkpoints sit next to them.
+layout (for a teacher run, the teacher) - and ``results.json``; checkpoints sit next to them. ``results.json`` is
+one ``RunResults`` record: this module is the only one that writes or parses it (training writes it, export,
+push, the model cards, the results tables and the CPU-budget protocol read it through ``RunResults.read``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,236 @@ def effective_num_workers(requested: int) -> int:
     """``dataloader_num_workers`` capped at the machine's CPUs: more workers than cores only slow a run down and
     make torch warn on every DataLoader it builds (three times per epoch)."""
     return max(0, min(int(requested), available_cpus()))
+
+
+# ----------------------------------------------------------------------------------------------- results.json
+
+RESULTS_VERSION = 1
+"""Version of the ``results.json`` layout. 0: files from before it was versioned (no ``version`` key), which read
+the same way; 1: ``version`` recorded."""
+
+
+class RunResultsError(KeyError, ValueError):
+    """A ``results.json`` that lacks a field every run has (or is no results file at all). Both a ``KeyError`` (a
+    field is missing) and a ``ValueError`` (bad input), for the callers that catch either."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise RunResultsError(f"{path} is not valid JSON ({err}): not a results.json written by icd-hf.") from None
+    if not isinstance(data, dict):
+        raise RunResultsError(f"{path} does not hold a JSON object: it is not a results.json written by icd-hf.")
+    return data
+
+
+@dataclass
+class ModelRecord:
+    """A model of the run: its zoo/timm name (or checkpoint) and size."""
+
+    name: str
+    num_parameters: int | None = None
+
+
+@dataclass
+class TeacherRecord(ModelRecord):
+    """The teacher, with where its weights came from and its own accuracy when its run recorded one."""
+
+    path_or_hub_id: str | None = None
+    top1: float | None = None
+
+
+@dataclass
+class RunMetrics:
+    """Evaluation accuracies (%): after the last epoch (what the papers report) and the best one seen."""
+
+    top1: float
+    top5: float | None = None
+    best_top1: float | None = None
+    best_epoch: int | None = None
+
+
+def _record_field(data: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise RunResultsError(
+            f"{where} has no `{key}`: it is not a results.json written by icd-hf (see icd_hf.runs.RunResults); "
+            f"re-run the experiment or add the field by hand."
+        )
+    return data[key]
+
+
+def _sub_record(cls: type, data: Any, prefix: str, where: str) -> Any:
+    """``cls`` from a JSON object: its required fields must be there; keys it does not know are dropped."""
+    for f in fields(cls):
+        if f.default is MISSING and (not isinstance(data, Mapping) or f.name not in data):
+            raise RunResultsError(
+                f"{where} has no `{prefix}.{f.name}`: it is not a results.json written by icd-hf (see "
+                f"icd_hf.runs.RunResults); re-run the experiment or add the field by hand."
+            )
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass
+class RunResults:
+    """One run's ``results.json``: what was trained, on what, how, how well, and where it came from.
+
+    Written once by ``icd_hf.experiment`` at the end of training (``write``) and read by everything after it
+    (``read``): export and push, the model cards, the results tables, the sweep, the CPU-budget protocol. The
+    JSON keeps the layout of the files written before the record was versioned, so those files still load (they
+    are version 0) and external readers of the keys keep working.
+
+    Attributes:
+        method: the method string (``"icd+kd"``; ``"vanilla"`` for a model trained from labels alone).
+        student: the trained model; for a teacher run, the teacher itself.
+        metrics: its accuracies.
+        teacher: the teacher it was distilled from (``None`` without one).
+        dataset: ``ImageDatasetInfo.to_dict()`` of the data (name, classes, mean/std, sizes, splits, source).
+        loss: the resolved method: ``{"ce_weight": w, "terms": [{"name", "weight", "kwargs"}]}``.
+        training: the training arguments (the recipe's, then the config's).
+        baselines: known accuracies for the card (``vanilla_top1``, ``kd_top1``).
+        config: the ``ExperimentConfig`` as a dict.
+        command, git_commit, device, wall_time_s, resumed_from: provenance.
+        fingerprint: what defines the run (``run_fingerprint``): a resume or a sweep compares it.
+        hub_url: the upload commit, when the run was pushed at the end of training (not written to the file).
+        hub_export: in an exported folder, what its card was rendered with (``icd_hf.hub.export``).
+        extra: keys this version does not know, kept so that a read-write round trip loses nothing.
+        version: ``RESULTS_VERSION`` when written; what the file said when read (0 when it said nothing).
+        source: the file it was read from (not written).
+    """
+
+    method: str
+    student: ModelRecord
+    metrics: RunMetrics
+    teacher: TeacherRecord | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)
+    loss: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    git_commit: str | None = None
+    wall_time_s: float | None = None
+    resumed_from: str | None = None
+    device: str | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    hub_url: str | None = None
+    hub_export: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = RESULTS_VERSION
+    source: str | None = None
+
+    # The JSON layout: these keys in this order (as before the record was versioned), then the optional ones.
+    _LAYOUT = ("method", "teacher", "student", "dataset", "loss", "training", "metrics", "baselines", "config",
+               "command", "git_commit", "wall_time_s", "resumed_from", "device", "fingerprint")
+    _OPTIONAL = ("hub_export",)
+
+    # ---- the image size, the one fallback every reader needs
+    @property
+    def image_size(self) -> int | None:
+        """The side the model was trained at: the experiment's ``image_size`` override, else the data's (its
+        resize, else its stored size); ``None`` when nothing says."""
+        size = self.config.get("image_size") or self.dataset.get("image_size") or self.dataset.get("native_image_size")
+        return int(size) if size else None
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self.dataset.get("name") or "")
+
+    @property
+    def term_names(self) -> list[str]:
+        """The loss terms of the method, in order (``["icd", "kd"]``)."""
+        return [str(t["name"]) for t in self.loss.get("terms", [])]
+
+    # ---- JSON
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | os.PathLike[str] | None = None) -> RunResults:
+        """The record of a parsed ``results.json`` (any version up to ``RESULTS_VERSION``)."""
+        where = str(source) if source is not None else "results.json"
+        if not isinstance(data, Mapping):
+            raise RunResultsError(f"{where} does not hold a JSON object: it is not a results.json written by icd-hf.")
+        version = int(data.get("version") or 0)
+        if version > RESULTS_VERSION:
+            raise RunResultsError(
+                f"{where} is a version {version} results.json; this icd-hf reads up to version {RESULTS_VERSION}: "
+                f"upgrade icd-hf."
+            )
+        teacher = data.get("teacher")
+        known = {f.name for f in fields(cls)}
+        return cls(
+            method=str(_record_field(data, "method", where)),
+            student=_sub_record(ModelRecord, _record_field(data, "student", where), "student", where),
+            metrics=_sub_record(RunMetrics, _record_field(data, "metrics", where), "metrics", where),
+            teacher=_sub_record(TeacherRecord, teacher, "teacher", where) if teacher else None,
+            **{k: data[k] for k in known - {"method", "student", "metrics", "teacher", "extra", "version", "source"}
+               if data.get(k) is not None},
+            extra={k: v for k, v in data.items() if k not in known},
+            version=version,
+            source=str(source) if source is not None else None,
+        )
+
+    @classmethod
+    def coerce(cls, results: RunResults | Mapping[str, Any]) -> RunResults:
+        """``results`` as a record (a parsed ``results.json`` dict is converted)."""
+        return results if isinstance(results, RunResults) else cls.from_dict(results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``results.json`` (``source`` and ``hub_url`` are not part of it)."""
+        data: dict[str, Any] = {}
+        for key in self._LAYOUT:
+            value = getattr(self, key)
+            data[key] = asdict(value) if isinstance(value, ModelRecord | RunMetrics) else value
+        data.update({key: getattr(self, key) for key in self._OPTIONAL if getattr(self, key) is not None})
+        data.update(self.extra)
+        data["version"] = RESULTS_VERSION
+        return data
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> RunResults:
+        """Read ``results.json``: ``path`` is the file or the run (or exported) folder holding it."""
+        path = Path(path)
+        file = path / RESULTS_NAME if path.is_dir() else path
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"No {RESULTS_NAME} in {path}: expected a run directory written by recipes/distill.py or "
+                f"recipes/train_teacher.py (it holds {EXPORT_DIRNAME}/ and {RESULTS_NAME}), or a folder written by "
+                f"`icd-hf export`."
+            )
+        return cls.from_dict(_read_json_object(file), source=file)
+
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``results.json`` into ``folder`` atomically (a crash never leaves half a file); returns its path."""
+        path = Path(folder) / RESULTS_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{RESULTS_NAME}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def with_export(self, record: Mapping[str, Any] | None) -> RunResults:
+        """A copy carrying (or, with ``None``, without) an export record."""
+        return replace(self, hub_export=dict(record) if record is not None else None)
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> str:
+    """A run directory (``results.json`` + ``student/``) becomes its ``student/`` folder; anything else (a
+    ``save_pretrained`` folder, an exported Hub folder, a Hub id, a zoo name) is returned unchanged."""
+    path = Path(name_or_path)
+    if path.is_dir() and not (path / "config.json").is_file() and (path / EXPORT_DIRNAME / "config.json").is_file():
+        return str(path / EXPORT_DIRNAME)
+    return os.fspath(name_or_path)
+
+
+def find_run_results(folder: str | os.PathLike[str]) -> RunResults | None:
+    """The record of the run a model folder belongs to: ``folder/results.json`` or, for a run's ``student/``, the
+    one next to it; ``None`` when neither exists."""
+    for candidate in (Path(folder) / RESULTS_NAME, Path(folder).parent / RESULTS_NAME):
+        if candidate.is_file():
+            return RunResults.read(candidate)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- run folders
@@ -315,12 +547,14 @@ class ResumePlan:
     message: str | None = None
 
 
-def _legacy_fingerprint(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The few defining fields a ``results.json`` from before fingerprints records."""
+def _legacy_fingerprint(results_file: Path) -> dict[str, Any]:
+    """The few defining fields a ``results.json`` from before fingerprints records. Read leniently: whatever
+    else such a file lacks, a run folder that names another student, teacher or method must not be resumed."""
+    data = _read_json_object(results_file)
     return _jsonable({
-        "student": (results.get("student") or {}).get("name"),
-        "teacher": (results.get("teacher") or {}).get("name"),
-        "method": str(results.get("method") or "").lower(),
+        "student": (data.get("student") or {}).get("name"),
+        "teacher": (data.get("teacher") or {}).get("name"),
+        "method": str(data.get("method") or "").lower(),
     })
 
 
@@ -376,7 +610,7 @@ def plan_resume(
         diffs = fingerprint_diff(record["fingerprint"], fingerprint, defaults)
     elif results_file.is_file():
         try:
-            legacy = _legacy_fingerprint(json.loads(results_file.read_text()))
+            legacy = _legacy_fingerprint(results_file)
         except (OSError, ValueError):
             legacy = {}
         diffs = fingerprint_diff(legacy, {k: fingerprint.get(k) for k in legacy})

@@ -14,6 +14,7 @@ from .losses.presets import resolve_method
 from .runs import (
     RESULTS_NAME,
     RUNS_ROOT,
+    RunResults,
     default_output_dir,
     fingerprint_diff,
     git_commit,
@@ -48,12 +49,11 @@ def run_sweep(
     for method in methods:
         cfg = load_config(config_path, {**overrides, "method": method})
         cfg = replace(cfg, output_dir=str(root / method_dirname(method, cfg.tag)))
-        results_file = Path(cfg.output_dir) / RESULTS_NAME
-        if results_file.is_file():
-            done = json.loads(results_file.read_text())
+        if (Path(cfg.output_dir) / RESULTS_NAME).is_file():
+            done = RunResults.read(cfg.output_dir)
             fingerprint = experiment_fingerprint(cfg, resolve_method(method, cfg.loss_overrides))
             # Only the same run counts as done; a different one in that folder is refused by run_experiment.
-            if not fingerprint_diff(done.get("fingerprint") or {}, fingerprint, training_defaults()):
+            if not fingerprint_diff(done.fingerprint, fingerprint, training_defaults()):
                 rows[method] = done
                 continue
         rows[method] = run_experiment(cfg, command=command or f"sweep {method}")
@@ -62,7 +62,7 @@ def run_sweep(
         "student": base.student,
         "dataset": base.dataset,
         "results": {
-            m: {"top1": r["metrics"]["top1"], "best_top1": r["metrics"]["best_top1"], "top5": r["metrics"]["top5"]}
+            m: {"top1": r.metrics.top1, "best_top1": r.metrics.best_top1, "top5": r.metrics.top5}
             for m, r in rows.items()
         },
     }

@@ -99,17 +99,17 @@ def main(argv: list[str]) -> int:
             cfg,
             teacher_checkpoint=str(root / "teacher" / EXPORT_DIRNAME),
             output_dir=str(distilled_dir),
-            baselines={"vanilla_top1": vanilla["metrics"]["top1"]},
+            baselines={"vanilla_top1": vanilla.metrics.top1},
         ),
         command=command,
     )
     summary = {
         "command": command,
         "git_commit": commit,
-        "device": teacher["device"],
+        "device": teacher.device,
         "total_wall_time_s": round(time.time() - start, 1),
         "load_average_at_start": load_at_start,
-        "runs": {"teacher": teacher, "vanilla": vanilla, "distilled": distilled},
+        "runs": {"teacher": teacher.to_dict(), "vanilla": vanilla.to_dict(), "distilled": distilled.to_dict()},
     }
     print("\n" + quickstart_table(summary))
     print(f"\nThe distilled student is in {distilled_dir / EXPORT_DIRNAME} (save_pretrained format).")

@@ -163,7 +163,8 @@ def test_input_spec_from_processors_runs_and_configs(hf_models, tmp_path):
     # A run folder without a processor: its results.json says how it was trained.
     (tmp_path / "run" / "student").mkdir(parents=True)
     (tmp_path / "run" / "results.json").write_text(json.dumps(
-        {"dataset": {"mean": [0.1] * 3, "std": [0.2] * 3, "image_size": 32}, "config": {"image_size": None}}))
+        {"method": "vanilla", "student": {"name": "resnet8"}, "metrics": {"top1": 50.0},
+         "dataset": {"mean": [0.1] * 3, "std": [0.2] * 3, "image_size": 32}, "config": {"image_size": None}}))
     assert input_spec_of(str(tmp_path / "run")) == InputSpec(32, (0.1,) * 3, (0.2,) * 3, str(tmp_path / "run" /
                                                                                                "results.json"))
     # Nothing known (a zoo name): the data's size and statistics.
@@ -222,8 +223,8 @@ def test_distil_between_transformers_models_and_export_for_pipeline(
                method=method)
     assert cfg.teacher_checkpoint == str(hf_models[teacher])  # --teacher <folder> is the checkpoint
     results = run_experiment(cfg)
-    assert results["dataset"]["num_train"] == 32 and results["dataset"]["num_classes"] == 3  # 4 split off
-    assert results["dataset"]["eval_split"] == "0.1 of train (seed 0)"
+    assert results.dataset["num_train"] == 32 and results.dataset["num_classes"] == 3  # 4 split off
+    assert results.dataset["eval_split"] == "0.1 of train (seed 0)"
     exported = tmp_path / "run" / "student"
     processor = json.loads((exported / "preprocessor_config.json").read_text())
     expected_size = FAMILIES[student][2] if student in FAMILIES else 40  # a zoo student runs at the batch size

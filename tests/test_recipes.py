@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from icd_hf.config import ConfigError, load_config, parse_overrides
 from icd_hf.experiment import find_resumable_checkpoint, run_experiment
 from icd_hf.losses.presets import resolve_method
 from icd_hf.models import create_model, is_model
+from icd_hf.runs import RESULTS_VERSION
 from icd_hf.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,14 +123,14 @@ def _tiny_cfg(tmp_path, **fields):
 
 def test_teacher_then_student_end_to_end_and_mismatch_errors(tmp_path):
     teacher = run_experiment(_tiny_cfg(tmp_path / "teacher", student="resnet8", method="vanilla"))
-    assert teacher["teacher"] is None and 0 <= teacher["metrics"]["top1"] <= 100
+    assert teacher.teacher is None and 0 <= teacher.metrics.top1 <= 100
     ckpt = str(tmp_path / "teacher" / "student")
     distilled = run_experiment(
         _tiny_cfg(tmp_path / "icd", student="resnet8", teacher="resnet8", teacher_checkpoint=ckpt, method="icd+kd")
     )
     saved = json.loads((tmp_path / "icd" / "results.json").read_text())
-    assert saved["metrics"] == distilled["metrics"]
-    assert saved["teacher"]["top1"] == teacher["metrics"]["top1"]
+    assert saved["metrics"] == asdict(distilled.metrics) and saved["version"] == RESULTS_VERSION
+    assert saved["teacher"]["top1"] == teacher.metrics.top1
     assert [t["name"] for t in saved["loss"]["terms"]] == ["icd", "kd"]
     assert (tmp_path / "icd" / "student" / "model.safetensors").is_file()
     # A sweep over methods for the pair, collected into one table; finished methods are not re-run.
@@ -179,6 +181,6 @@ def test_icd_hf_console_commands(capsys):
 
 def test_fast_path_recipe_runs_end_to_end(tmp_path):
     results = run_experiment(_tiny_cfg(tmp_path, student="resnet8", method="vanilla", fast_path=True))
-    assert results["config"]["fast_path"] is True
-    assert 0.0 <= results["metrics"]["top1"] <= 100.0
+    assert results.config["fast_path"] is True
+    assert 0.0 <= results.metrics.top1 <= 100.0
     assert (tmp_path / "student" / "model.safetensors").is_file()

@@ -83,7 +83,7 @@ def test_a_different_run_in_the_folder_is_refused_in_one_line(tmp_path, capsys, 
     out = tmp_path / "run"
     first = run_experiment(_cfg(out, **{"training.num_train_epochs": 1}))
     assert (out / "checkpoint-4").is_dir() and read_run_record(out / "checkpoint-4")["fingerprint"] == \
-        first["fingerprint"]
+        first.fingerprint
     # What used to train 0 steps and relabel the old results (another method, lr, loss weights): refused before
     # any data or model is loaded, naming the fields that differ and the ways out.
     import icd_hf.data
@@ -100,7 +100,7 @@ def test_a_different_run_in_the_folder_is_refused_in_one_line(tmp_path, capsys, 
     assert run_from_argv(argv, prog="distill.py") == 2
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert err_lines[-1].startswith("distill.py: error: ") and "training.seed: 42 there, 7 here" in err_lines[-1]
-    assert json.loads((out / "results.json").read_text())["fingerprint"] == first["fingerprint"]  # untouched
+    assert json.loads((out / "results.json").read_text())["fingerprint"] == first.fingerprint  # untouched
 
 
 def test_legacy_results_without_fingerprint_are_still_protected(tmp_path):
@@ -136,10 +136,10 @@ def test_resume_continues_the_clock_and_the_best_accuracy(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="icd_hf"):
         resumed = run_experiment(_cfg(out))
     assert f"Resuming from {ckpt} (step 4/8, epoch 1.00, 16.7 min of training so far)" in caplog.text
-    assert resumed["resumed_from"] == str(ckpt)
-    assert resumed["wall_time_s"] >= 1000.0 > full["wall_time_s"]
-    assert (resumed["metrics"]["best_top1"], resumed["metrics"]["best_epoch"]) == (100.0, 1)
-    assert resumed["fingerprint"] == full["fingerprint"]
+    assert resumed.resumed_from == str(ckpt)
+    assert resumed.wall_time_s >= 1000.0 > full.wall_time_s
+    assert (resumed.metrics.best_top1, resumed.metrics.best_epoch) == (100.0, 1)
+    assert resumed.fingerprint == full.fingerprint
 
 
 def test_resume_never_and_overwrite_output_dir(tmp_path):
@@ -149,11 +149,11 @@ def test_resume_never_and_overwrite_output_dir(tmp_path):
     other = {"training.num_train_epochs": 1, "training.learning_rate": 0.01}
     # --resume never: train from scratch here (the old checkpoint-4 is simply written over).
     fresh = run_experiment(_cfg(out, resume="never", **other))
-    assert fresh["resumed_from"] is None and fresh["training"]["learning_rate"] == 0.01
+    assert fresh.resumed_from is None and fresh.training["learning_rate"] == 0.01
     (out / "checkpoint-4" / "marker").write_text("old run")
     (out / "unrelated.txt").write_text("keep me")
     again = run_experiment(_cfg(out, overwrite_output_dir=True, **{"training.num_train_epochs": 1}))
-    assert again["resumed_from"] is None and not (out / "checkpoint-4" / "marker").exists()
+    assert again.resumed_from is None and not (out / "checkpoint-4" / "marker").exists()
     assert (out / "unrelated.txt").read_text() == "keep me"  # only what a run writes is deleted
 
 

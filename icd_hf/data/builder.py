@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..hub_ids import has_hub_id_form
 from .images import column_to_uint8
 from .info import KNOWN_DATASETS, ImageDatasetInfo, KnownDataset, canonical_dataset_name
 from .sources import (
@@ -49,7 +49,6 @@ __all__ = [
     "split_off_validation",
 ]
 
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _LOCAL_READERS = {
     "cifar100-python": load_cifar100_python,
     "stl10-binary": load_stl10_binary,
@@ -195,7 +194,7 @@ def _resolve_source(name_or_path: str, data_dir: str | os.PathLike | None) -> tu
         return known, layout, root
     if known is not None:
         return known, "hub", known.hub_id
-    if _HUB_ID.match(str(name_or_path)):
+    if has_hub_id_form(str(name_or_path)):
         return None, "hub", str(name_or_path)
     close = difflib.get_close_matches(str(name_or_path).lower(), list(KNOWN_DATASETS), n=1)
     suggestion = f" Did you mean {close[0]!r}?" if close else ""

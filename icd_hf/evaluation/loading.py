@@ -11,20 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..runs import EXPORT_DIRNAME, RESULTS_NAME
+from ..runs import RESULTS_NAME, RunResults, resolve_model_dir
 
 __all__ = ["load_eval_datasets", "load_eval_model", "model_normalization", "resolve_model_dir"]
 
 _PROCESSOR = "preprocessor_config.json"
-
-
-def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> str:
-    """A run directory (``results.json`` + ``student/``) becomes its ``student/`` folder; anything else (a
-    ``save_pretrained`` folder, an exported Hub folder, a Hub id, a zoo name) is returned unchanged."""
-    path = Path(name_or_path)
-    if path.is_dir() and not (path / "config.json").is_file() and (path / EXPORT_DIRNAME / "config.json").is_file():
-        return str(path / EXPORT_DIRNAME)
-    return os.fspath(name_or_path)
 
 
 def load_eval_model(name_or_path: str | os.PathLike[str], num_classes: int | None = None, **kwargs: Any):  # noqa: ANN201
@@ -47,9 +38,8 @@ def model_normalization(name_or_path: str | os.PathLike[str]) -> tuple[list[floa
         return None
     model_dir = Path(resolve_model_dir(path))
     for folder in dict.fromkeys((path, model_dir, model_dir.parent)):
-        results = folder / RESULTS_NAME
-        if results.is_file():
-            dataset = json.loads(results.read_text()).get("dataset") or {}
+        if (folder / RESULTS_NAME).is_file():
+            dataset = RunResults.read(folder).dataset
             if dataset.get("mean") and dataset.get("std"):
                 return [float(v) for v in dataset["mean"]], [float(v) for v in dataset["std"]]
         processor = folder / _PROCESSOR

@@ -14,7 +14,6 @@ It is returned as a fraction (0.57) and printed as a percentage (57.0%).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import statistics
@@ -36,7 +35,7 @@ from ..paper import (
 )
 from ..paper import normalise_name as _normalise
 from ..paper import paper_model_name as model_display_name
-from ..runs import RESULTS_NAME
+from ..runs import RESULTS_NAME, RunResults
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +177,13 @@ def average_relative_improvement(
 # ------------------------------------------------------------------------------------------------------- our runs
 
 
-def load_run_results(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+def load_run_results(paths: Iterable[str | os.PathLike[str]]) -> list[RunResults]:
     """Read ``results.json`` files: each path is such a file, a run directory holding one, or a folder searched
-    recursively. Each result gets ``"_path"`` (where it was read from).
+    recursively. Each record's ``source`` says where it was read from.
 
     Raises:
         FileNotFoundError: a path does not exist or holds no ``results.json``.
+        ValueError: a file is not a ``results.json`` written by icd-hf.
     """
     files: list[Path] = []
     for raw in paths:
@@ -199,21 +199,14 @@ def load_run_results(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, 
             files.extend(found)
         else:
             raise FileNotFoundError(f"{path} does not exist; pass results.json files or run directories.")
-    results = []
-    for file in dict.fromkeys(files):  # the same file reached twice (a run dir and its parent) counts once
-        data = json.loads(file.read_text())
-        for key in ("method", "student", "metrics"):
-            if key not in data:
-                raise ValueError(f"{file} has no {key!r}: it is not a results.json written by the DistillationTrainer.")
-        data["_path"] = str(file)
-        results.append(data)
-    return results
+    # The same file reached twice (a run dir and its parent) counts once.
+    return [RunResults.read(file) for file in dict.fromkeys(files)]
 
 
-def _metric(result: Mapping[str, Any], metric: str) -> float:
-    value = (result.get("metrics") or {}).get(metric)
+def _metric(result: RunResults, metric: str) -> float:
+    value = getattr(result.metrics, metric, None)
     if value is None:
-        raise KeyError(f"{result.get('_path', 'a results.json')} has no metrics.{metric}.")
+        raise KeyError(f"{result.source or 'a results.json'} has no metrics.{metric}.")
     return float(value)
 
 
@@ -224,7 +217,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def build_results_table(
-    results: Sequence[Mapping[str, Any]],
+    results: Sequence[RunResults | Mapping[str, Any]],
     *,
     metric: str = "top1",
     dataset: str | None = None,
@@ -238,14 +231,15 @@ def build_results_table(
     distillation runs recorded.
 
     Args:
-        results: parsed ``results.json`` dicts (:func:`load_run_results`).
+        results: run records (:func:`load_run_results`) or parsed ``results.json`` dicts.
         metric: ``metrics`` key to tabulate: ``top1`` (last epoch, as the paper reports) or ``best_top1``.
         dataset: keep runs on this dataset only; required when the runs cover several.
         columns: column order (e.g. the paper's); columns of ours not listed are appended in order of appearance.
     """
-    names = sorted({str((r.get("dataset") or {}).get("name")) for r in results})
+    results = [RunResults.coerce(r) for r in results]
+    names = sorted({str(r.dataset.get("name")) for r in results})
     if dataset is not None:
-        results = [r for r in results if str((r.get("dataset") or {}).get("name")) == dataset]
+        results = [r for r in results if str(r.dataset.get("name")) == dataset]
         if not results:
             raise ValueError(f"No run on dataset {dataset!r} (runs are on: {', '.join(names)}).")
     elif len(names) > 1:
@@ -256,17 +250,17 @@ def build_results_table(
     cells: dict[str, dict[str, list[float]]] = {}
     found_columns: dict[str, Column] = {}
     for r in results:
-        student = model_display_name(r["student"]["name"])
-        teacher = r.get("teacher")
-        if not teacher or str(r["method"]).lower() in _VANILLA_METHODS:
+        student = model_display_name(r.student.name)
+        teacher = r.teacher
+        if not teacher or r.method.lower() in _VANILLA_METHODS:
             vanilla_runs.setdefault(_normalise(student), []).append(_metric(r, metric))
             continue
-        column = Column(model_display_name(teacher["name"]), student)
+        column = Column(model_display_name(teacher.name), student)
         found_columns.setdefault(column.key, column)
-        cells.setdefault(method_display_name(r["method"]), {}).setdefault(column.key, []).append(_metric(r, metric))
-        if teacher.get("top1") is not None:
-            checkpoint = str(teacher.get("path_or_hub_id") or teacher["name"])
-            teacher_reported.setdefault(_normalise(column.teacher), {})[checkpoint] = float(teacher["top1"])
+        cells.setdefault(method_display_name(r.method), {}).setdefault(column.key, []).append(_metric(r, metric))
+        if teacher.top1 is not None:
+            checkpoint = str(teacher.path_or_hub_id or teacher.name)
+            teacher_reported.setdefault(_normalise(column.teacher), {})[checkpoint] = float(teacher.top1)
 
     ordered: list[Column] = []
     for column in columns or ():

@@ -7,17 +7,11 @@ card built from ``results.json``; ``push_to_hub(run_dir, "org/name")`` exports t
 ``icd-hf export`` and ``icd-hf push``.
 """
 
+from ..hub_ids import validate_hub_model_id
 from ..paper import PaperResult, find_paper_result
 from .card import LatencyReport, build_card_data, render_model_card
 from .export import build_image_processor, export_for_hub, is_exported_folder, measure_cpu_latency, read_results
-from .push import (
-    HubNotLoggedInError,
-    HubPublishError,
-    HubUnreachableError,
-    prepare_export,
-    push_to_hub,
-    validate_hub_model_id,
-)
+from .push import HubNotLoggedInError, HubPublishError, HubUnreachableError, prepare_export, push_to_hub
 
 __all__ = [
     "HubNotLoggedInError",

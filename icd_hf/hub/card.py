@@ -10,7 +10,6 @@ measurement made at export; nothing is invented when a figure is unknown: the ce
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..hub_ids import is_hub_id
 from ..losses import get_loss_class
 from ..losses.presets import method_display_name
 from ..paper import PaperResult, find_paper_result
+from ..runs import RunResults, RunResultsError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES_DIR / "student_card.md"
@@ -34,7 +35,6 @@ _BOOKKEEPING_KEYS = {
     "eval_strategy", "eval_steps", "per_device_eval_batch_size", "disable_tqdm", "dataloader_num_workers",
     "overwrite_output_dir", "use_cpu", "push_to_hub", "hub_model_id", "run_name", "logging_strategy",
 }
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,11 @@ class LatencyReport:
         return asdict(self)
 
 
-def looks_like_hub_id(ref: str | None, search_dirs: tuple[Path, ...] = ()) -> bool:
-    """``org/name`` that is not a local directory (relative to the cwd or any of ``search_dirs``)."""
-    if not ref or not _HUB_ID_RE.match(ref):
-        return False
-    return not any((base / ref).exists() for base in (Path("."), *search_dirs))
-
-
 def dataset_hub_id(dataset: Mapping[str, Any]) -> str | None:
     """The dataset's Hub id: ``hub_id`` if recorded, else ``source`` when it names a Hub dataset (not a local
     ``layout:path``), else the Hub id of a known dataset of that name."""
     for ref in (dataset.get("hub_id"), dataset.get("source")):
-        if isinstance(ref, str) and _HUB_ID_RE.match(ref) and ":" not in ref and not Path(ref).exists():
+        if isinstance(ref, str) and is_hub_id(ref):
             return ref
     # Read from a local copy (e.g. the CIFAR-100 pickles): still the dataset the Hub id names.
     from ..data.info import KNOWN_DATASETS, canonical_dataset_name
@@ -125,28 +118,24 @@ def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
     return ", ".join(f"`{k}={_format_value(v)}`" for k, v in sorted(kwargs.items())) or "defaults"
 
 
-def _require(results: Mapping[str, Any], *path: str) -> Any:
-    node: Any = results
-    for i, key in enumerate(path):
-        if not isinstance(node, Mapping) or key not in node:
-            raise KeyError(
-                f"results.json has no `{'.'.join(path[: i + 1])}`; it must follow the DistillationTrainer schema "
-                f"(see icd_hf.experiment.run_experiment). Re-run the experiment or add the field by hand."
-            )
-        node = node[key]
-    return node
+def _card_results(results: RunResults | Mapping[str, Any]) -> RunResults:
+    """The record a card is rendered from; a card also needs the dataset's name."""
+    record = RunResults.coerce(results)
+    if not record.dataset_name:
+        raise RunResultsError(f"{record.source or 'results.json'} has no `dataset.name`: the card names the data.")
+    return record
 
 
-def model_name_for(results: Mapping[str, Any], hub_model_id: str | None = None) -> str:
+def model_name_for(results: RunResults | Mapping[str, Any], hub_model_id: str | None = None) -> str:
     """The ``model-index`` name: the repository name, else ``<student>-<method>-<dataset>``."""
     if hub_model_id:
         return hub_model_id.split("/")[-1]
-    method = str(results.get("method") or "vanilla").replace("+", "-")
-    return f"{_require(results, 'student', 'name')}-{method}-{_require(results, 'dataset', 'name')}"
+    record = _card_results(results)
+    return f"{record.student.name}-{(record.method or 'vanilla').replace('+', '-')}-{record.dataset_name}"
 
 
 def build_card_data(
-    results: Mapping[str, Any],
+    results: RunResults | Mapping[str, Any],
     *,
     hub_model_id: str | None = None,
     teacher_hub_id: str | None = None,
@@ -154,107 +143,84 @@ def build_card_data(
 ) -> ModelCardData:
     """The YAML metadata of the card: ``model-index`` (top-1 as ``accuracy``, top-5 as ``top_5_accuracy``, in %),
     tags, license, dataset and, when the teacher is on the Hub, ``base_model``."""
-    dataset = _require(results, "dataset")
-    metrics = _require(results, "metrics")
-    dataset_name = _require(results, "dataset", "name")
-    hub_id = dataset_hub_id(dataset)
+    record = _card_results(results)
+    metrics = record.metrics
+    hub_id = dataset_hub_id(record.dataset)
     common = dict(
         task_type="image-classification",
         task_name="Image Classification",
-        dataset_type=hub_id or dataset_name,
-        dataset_name=dataset_name,
-        dataset_split=dataset.get("eval_split") or "test",
+        dataset_type=hub_id or record.dataset_name,
+        dataset_name=record.dataset_name,
+        dataset_split=record.dataset.get("eval_split") or "test",
     )
     eval_results = [EvalResult(metric_type="accuracy", metric_name="Top-1 accuracy (%)",
-                               metric_value=round(float(_require(results, "metrics", "top1")), 4), **common)]
-    if metrics.get("top5") is not None:
+                               metric_value=round(float(metrics.top1), 4), **common)]
+    if metrics.top5 is not None:
         eval_results.append(EvalResult(metric_type="top_5_accuracy", metric_name="Top-5 accuracy (%)",
-                                       metric_value=round(float(metrics["top5"]), 4), **common))
-    method = str(results.get("method") or "vanilla")
-    terms = [t["name"] for t in (results.get("loss") or {}).get("terms", [])]
+                                       metric_value=round(float(metrics.top5), 4), **common))
+    method = record.method or "vanilla"
     tags = ["knowledge-distillation", "icd-hf", "image-classification", method]
-    tags += [t for t in terms if t not in tags]
-    tags.append(_require(results, "student", "name"))
-    teacher = results.get("teacher")
+    tags += [t for t in record.term_names if t not in tags]
+    tags.append(record.student.name)
     base_model = teacher_hub_id
-    if base_model is None and teacher:
-        ref = teacher.get("path_or_hub_id")
-        base_model = ref if looks_like_hub_id(ref) else None
+    if base_model is None and record.teacher:
+        ref = record.teacher.path_or_hub_id
+        base_model = ref if is_hub_id(ref) else None
     return ModelCardData(
-        model_name=model_name_for(results, hub_model_id),
+        model_name=model_name_for(record, hub_model_id),
         library_name="transformers",
         pipeline_tag="image-classification",
         license=license,
         tags=tags,
         datasets=[hub_id] if hub_id else None,
         base_model=base_model,
-        metrics=["accuracy", "top_5_accuracy"] if metrics.get("top5") is not None else ["accuracy"],
+        metrics=["accuracy", "top_5_accuracy"] if metrics.top5 is not None else ["accuracy"],
         eval_results=eval_results,
     )
 
 
-def _accuracy_rows(results: Mapping[str, Any], paper: PaperResult | None) -> list[dict[str, str]]:
-    metrics = results["metrics"]
-    student = results["student"]
-    teacher = results.get("teacher")
-    baselines = results.get("baselines") or {}
-    method = str(results.get("method") or "vanilla")
+def _row(label: str, top1: str, params: int | None, paper: float | None, top5: str = "–") -> dict[str, str]:
+    return {"label": label, "top1": top1, "top5": top5, "paper": _pct(paper), "params": _human_params(params)}
+
+
+def _accuracy_rows(record: RunResults, paper: PaperResult | None) -> list[dict[str, str]]:
+    metrics, student, teacher = record.metrics, record.student, record.teacher
+    this_top1, this_top5 = f"**{_pct(metrics.top1)}**", _pct(metrics.top5)
     if teacher is None:
-        return [{
-            "label": f"**{student['name']} (this model)**",
-            "top1": f"**{_pct(metrics['top1'])}**",
-            "top5": _pct(metrics.get("top5")),
-            "paper": _pct(paper.teacher_top1 if paper else None),
-            "params": _human_params(student.get("num_parameters")),
-        }]
-    rows = [{
-        "label": f"**{student['name']} + {method_display_name(method)} (this model)**",
-        "top1": f"**{_pct(metrics['top1'])}**",
-        "top5": _pct(metrics.get("top5")),
-        "paper": _pct(paper.method_top1 if paper else None),
-        "params": _human_params(student.get("num_parameters")),
-    }, {
-        "label": f"{teacher['name']} (teacher)",
-        "top1": _pct(teacher.get("top1")),
-        "top5": "–",
-        "paper": _pct(paper.teacher_top1 if paper else None),
-        "params": _human_params(teacher.get("num_parameters")),
-    }, {
-        "label": f"{student['name']} (vanilla, no teacher)",
-        "top1": _pct(baselines.get("vanilla_top1")),
-        "top5": "–",
-        "paper": _pct(paper.vanilla_top1 if paper else None),
-        "params": _human_params(student.get("num_parameters")),
-    }]
+        teacher_paper = paper.teacher_top1 if paper else None
+        return [_row(f"**{student.name} (this model)**", this_top1, student.num_parameters, teacher_paper, this_top5)]
+    method = record.method or "vanilla"
+    rows = [
+        _row(f"**{student.name} + {method_display_name(method)} (this model)**", this_top1, student.num_parameters,
+             paper.method_top1 if paper else None, this_top5),
+        _row(f"{teacher.name} (teacher)", _pct(teacher.top1), teacher.num_parameters,
+             paper.teacher_top1 if paper else None),
+        _row(f"{student.name} (vanilla, no teacher)", _pct(record.baselines.get("vanilla_top1")),
+             student.num_parameters, paper.vanilla_top1 if paper else None),
+    ]
     if method.lower() != "kd":
-        rows.append({
-            "label": f"{student['name']} + KD",
-            "top1": _pct(baselines.get("kd_top1")),
-            "top5": "–",
-            "paper": _pct(paper.kd_top1 if paper else None),
-            "params": _human_params(student.get("num_parameters")),
-        })
+        rows.append(_row(f"{student.name} + KD", _pct(record.baselines.get("kd_top1")), student.num_parameters,
+                         paper.kd_top1 if paper else None))
     return rows
 
 
-def _training_items(results: Mapping[str, Any]) -> list[tuple[str, str]]:
-    training = results.get("training") or {}
-    return [(k, _format_value(v)) for k, v in training.items() if k not in _BOOKKEEPING_KEYS and v is not None]
+def _training_items(record: RunResults) -> list[tuple[str, str]]:
+    return [(k, _format_value(v)) for k, v in record.training.items() if k not in _BOOKKEEPING_KEYS and v is not None]
 
 
-def _provenance(results: Mapping[str, Any]) -> str:
+def _provenance(record: RunResults) -> str:
     parts = []
-    if results.get("git_commit"):
-        parts.append(f"icd-hf commit `{results['git_commit']}`")
-    if results.get("device"):
-        parts.append(f"on {results['device']}")
-    if results.get("wall_time_s") is not None:
-        parts.append(f"{float(results['wall_time_s']) / 3600:.2f} h wall time")
+    if record.git_commit:
+        parts.append(f"icd-hf commit `{record.git_commit}`")
+    if record.device:
+        parts.append(f"on {record.device}")
+    if record.wall_time_s is not None:
+        parts.append(f"{float(record.wall_time_s) / 3600:.2f} h wall time")
     return ", ".join(parts)
 
 
 def render_model_card(
-    results: Mapping[str, Any],
+    results: RunResults | Mapping[str, Any],
     *,
     hub_model_id: str | None = None,
     teacher_hub_id: str | None = None,
@@ -262,58 +228,54 @@ def render_model_card(
     latency: LatencyReport | Mapping[str, Any] | None = None,
     license: str = DEFAULT_LICENSE,
 ) -> ModelCard:
-    """Render the card of a run from its ``results.json`` (already parsed).
+    """Render the card of a run from its ``results.json`` record.
 
     Args:
-        results: the run's results (``DistillationTrainer`` schema).
+        results: the run's ``RunResults`` (or the parsed ``results.json``).
         hub_model_id: the repository the card will live in; the usage snippet loads from it (from
             ``path/to/this/folder`` when ``None``).
-        teacher_hub_id: the teacher's Hub id for ``base_model``, when ``results["teacher"]["path_or_hub_id"]``
-            is a local path.
+        teacher_hub_id: the teacher's Hub id for ``base_model``, when the record's ``teacher.path_or_hub_id`` is a
+            local path.
         paper_dir: folder with the paper's CSV tables (default ``<repo>/../shared/paper``; absent = no paper
             column).
         latency: CPU latency measured at export (``LatencyReport`` or its dict), shown in the efficiency section.
         license: SPDX-style license id of the weights.
     """
-    for path in (("student", "name"), ("dataset", "name"), ("metrics", "top1")):
-        _require(results, *path)
-    teacher = results.get("teacher")
-    student, dataset, metrics = results["student"], results["dataset"], results["metrics"]
-    method = str(results.get("method") or "vanilla")
+    record = _card_results(results)
+    teacher, student, dataset, metrics = record.teacher, record.student, record.dataset, record.metrics
+    method = record.method or "vanilla"
     if isinstance(latency, LatencyReport):
         latency = latency.to_dict()
-    terms = list((results.get("loss") or {}).get("terms", []))
-    paper = find_paper_result(teacher["name"] if teacher else None, student["name"], method, paper_dir)
+    terms = list(record.loss.get("terms", []))
+    paper = find_paper_result(teacher.name if teacher else None, student.name, method, paper_dir)
     if _known_dataset(dataset) not in (None, "cifar100"):
         paper = None  # the paper's figures are CIFAR-100 ones: no comparison for a digits or STL-10 model
-    image_size = (results.get("config") or {}).get("image_size") or dataset.get("image_size") or dataset.get(
-        "native_image_size") or "native"
     context: dict[str, Any] = dict(
-        student_name=student["name"],
-        student_params_h=_human_params(student.get("num_parameters")),
-        dataset_name=dataset["name"],
+        student_name=student.name,
+        student_params_h=_human_params(student.num_parameters),
+        dataset_name=record.dataset_name,
         dataset_hub_id=dataset_hub_id(dataset),
         eval_split=dataset.get("eval_split") or "test",
-        image_size=image_size,
+        image_size=record.image_size or "native",
         mean=_format_value(dataset.get("mean")),
         std=_format_value(dataset.get("std")),
         paper=paper,
-        accuracy_rows=_accuracy_rows(results, paper),
-        best_top1=_pct(metrics["best_top1"]) if metrics.get("best_top1") is not None
-        and metrics["best_top1"] != metrics["top1"] else None,
-        best_epoch=metrics.get("best_epoch"),
+        accuracy_rows=_accuracy_rows(record, paper),
+        best_top1=_pct(metrics.best_top1) if metrics.best_top1 is not None and metrics.best_top1 != metrics.top1
+        else None,
+        best_epoch=metrics.best_epoch,
         repo_ref=hub_model_id or LOCAL_REPO_REF,
-        training_items=_training_items(results),
-        command=results.get("command"),
-        provenance=_provenance(results),
-        citations=citations_for([t["name"] for t in terms]),
+        training_items=_training_items(record),
+        command=record.command,
+        provenance=_provenance(record),
+        citations=citations_for(record.term_names),
     )
     if teacher is None:
-        context["title"] = f"{student['name']} on {dataset['name']}"
+        context["title"] = f"{student.name} on {record.dataset_name}"
         context["latency"] = dict(latency, student_ms=f"{latency['student_ms']:.2f}") if latency else None
         template = TEACHER_TEMPLATE
     else:
-        t_params, s_params = teacher.get("num_parameters"), student.get("num_parameters")
+        t_params, s_params = teacher.num_parameters, student.num_parameters
         lat = dict(latency) if latency else None
         if lat:
             # The teacher is only timed when its weights are local; the student's figure stands on its own.
@@ -321,23 +283,22 @@ def render_model_card(
             lat["speedup"] = f"{teacher_ms / lat['student_ms']:.1f}×" if teacher_ms else "–"
             lat["teacher_ms"] = f"{teacher_ms:.2f}" if teacher_ms else "–"
             lat["student_ms"] = f"{lat['student_ms']:.2f}"
+        ce_weight = record.loss.get("ce_weight")
         context.update(
-            title=f"{student['name']} distilled from {teacher['name']} with {method_display_name(method)} "
-            f"on {dataset['name']}",
-            teacher_name=teacher["name"],
+            title=f"{student.name} distilled from {teacher.name} with {method_display_name(method)} "
+            f"on {record.dataset_name}",
+            teacher_name=teacher.name,
             teacher_params_h=_human_params(t_params),
             # A Hub id names the teacher for every reader; a local path of the training machine names nothing.
-            teacher_ref=teacher_hub_id or (teacher.get("path_or_hub_id") if looks_like_hub_id(
-                teacher.get("path_or_hub_id")) else None),
+            teacher_ref=teacher_hub_id or (teacher.path_or_hub_id if is_hub_id(teacher.path_or_hub_id) else None),
             params_ratio=f"{t_params / s_params:.1f}×" if t_params and s_params else "–",
             latency=lat,
             method_label=method_display_name(method),
             method_description="\n".join(f"- {method_description(t['name'])}" for t in terms) or f"Method `{method}`.",
-            ce_weight=_format_value(results["loss"].get("ce_weight")) if results.get("loss", {}).get("ce_weight")
-            else None,
+            ce_weight=_format_value(ce_weight) if ce_weight else None,
             terms=[{"name": t["name"], "weight": _format_value(t.get("weight")), "kwargs": _kwargs_text(
                 t.get("kwargs") or {})} for t in terms],
         )
         template = STUDENT_TEMPLATE
-    card_data = build_card_data(results, hub_model_id=hub_model_id, teacher_hub_id=teacher_hub_id, license=license)
+    card_data = build_card_data(record, hub_model_id=hub_model_id, teacher_hub_id=teacher_hub_id, license=license)
     return ModelCard.from_template(card_data, template_path=str(template), **context)

@@ -23,7 +23,8 @@ import torch
 from transformers import AutoModelForImageClassification, PreTrainedModel, ViTImageProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-from ..runs import EXPORT_DIRNAME, RESULTS_NAME
+from ..hub_ids import validate_hub_model_id
+from ..runs import EXPORT_DIRNAME, RESULTS_NAME, RunResults
 from ..version import __version__
 from .card import DEFAULT_LICENSE, LatencyReport, render_model_card
 
@@ -31,24 +32,12 @@ logger = logging.getLogger(__name__)
 
 CARD_NAME = "README.md"
 PROCESSOR_NAME = "preprocessor_config.json"
-# results.json of an export carries this extra record: what the card was rendered with, so `icd-hf push` of an
-# exported folder can re-render the card for another repository id without the run directory.
-EXPORT_RECORD_KEY = "hub_export"
 # Training artefacts that may sit next to the weights but have no place in a model repository.
 _SKIPPED_FILES = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
 _LABEL_NAME_KEYS = ("class_names", "label_names", "labels")
 
 
-def read_results(run_dir: str | Path) -> dict[str, Any]:
-    """Parse ``RUN_DIR/results.json`` with an error that says what a run directory is."""
-    path = Path(run_dir) / RESULTS_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No {RESULTS_NAME} in {run_dir}: export/push expects a run directory written by recipes/distill.py or "
-            f"recipes/train_teacher.py (it holds {EXPORT_DIRNAME}/ and {RESULTS_NAME}), or a folder written by "
-            f"`icd-hf export`."
-        )
-    return json.loads(path.read_text())
+read_results = RunResults.read  # the run's (or exported folder's) results.json
 
 
 def is_exported_folder(path: str | Path) -> bool:
@@ -56,27 +45,26 @@ def is_exported_folder(path: str | Path) -> bool:
     path = Path(path)
     if not all((path / name).is_file() for name in (CARD_NAME, "config.json", RESULTS_NAME)):
         return False
-    return EXPORT_RECORD_KEY in json.loads((path / RESULTS_NAME).read_text())
+    return RunResults.read(path).hub_export is not None
 
 
-def image_size_of(results: Mapping[str, Any]) -> int:
+def image_size_of(results: RunResults | Mapping[str, Any]) -> int:
     """The resolution the model was trained at: the experiment's ``image_size`` override, else the dataset's."""
-    dataset = results.get("dataset") or {}
-    size = (results.get("config") or {}).get("image_size") or dataset.get("image_size") or dataset.get(
-        "native_image_size")
+    size = RunResults.coerce(results).image_size
     if not size:
         raise KeyError("results.json gives no image size: set dataset.image_size (e.g. 32 for CIFAR).")
-    return int(size)
+    return size
 
 
-def build_image_processor(results: Mapping[str, Any]) -> ViTImageProcessor:
+def build_image_processor(results: RunResults | Mapping[str, Any]) -> ViTImageProcessor:
     """A processor ``transformers`` knows without icd-hf: resize to the training size, rescale to [0, 1],
     normalise with the dataset's mean/std (bilinear, as torchvision resizes tensors in the data pipeline)."""
-    dataset = results.get("dataset") or {}
+    record = RunResults.coerce(results)
+    dataset = record.dataset
     missing = [k for k in ("mean", "std") if not dataset.get(k)]
     if missing:
         raise KeyError(f"results.json dataset has no {'/'.join(missing)}; the image processor needs them.")
-    size = image_size_of(results)
+    size = image_size_of(record)
     return ViTImageProcessor(
         do_resize=True,
         size={"height": size, "width": size},
@@ -217,7 +205,7 @@ def measure_latency_report(
 
 def _write_card(
     folder: Path,
-    results: Mapping[str, Any],
+    results: RunResults,
     *,
     hub_model_id: str | None,
     teacher_hub_id: str | None,
@@ -230,6 +218,8 @@ def _write_card(
         license=license,
     )
     card.save(folder / CARD_NAME)
+    # What the card was rendered with, so `icd-hf push` of an exported folder can re-render it for another
+    # repository id without the run directory.
     record = {
         "hub_model_id": hub_model_id,
         "teacher_hub_id": teacher_hub_id,
@@ -237,7 +227,7 @@ def _write_card(
         "latency": dict(latency) if latency else None,
         "icd_hf_version": __version__,
     }
-    (folder / RESULTS_NAME).write_text(json.dumps({**results, EXPORT_RECORD_KEY: record}, indent=2) + "\n")
+    results.with_export(record).write(folder)
 
 
 def refresh_card(
@@ -245,10 +235,10 @@ def refresh_card(
 ) -> None:
     """Re-render an exported folder's card for another repository id (the weights and code stay as they are)."""
     export_dir = Path(export_dir)
-    results = read_results(export_dir)
-    record = results.pop(EXPORT_RECORD_KEY, None) or {}
+    results = RunResults.read(export_dir)
+    record = results.hub_export or {}
     _write_card(
-        export_dir, results, hub_model_id=hub_model_id, teacher_hub_id=record.get("teacher_hub_id"),
+        export_dir, results.with_export(None), hub_model_id=hub_model_id, teacher_hub_id=record.get("teacher_hub_id"),
         paper_dir=paper_dir, latency=record.get("latency"), license=record.get("license") or DEFAULT_LICENSE,
     )
 
@@ -283,13 +273,10 @@ def export_for_hub(
     Returns:
         ``out_dir`` as a ``Path``.
     """
-    from .push import validate_hub_model_id
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if hub_model_id is not None:
         validate_hub_model_id(hub_model_id)
-    results = read_results(run_dir)
-    results.pop(EXPORT_RECORD_KEY, None)
+    results = RunResults.read(run_dir).with_export(None)
     student_dir = run_dir / EXPORT_DIRNAME
     if not student_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} has no {EXPORT_DIRNAME}/ folder with the trained weights to export.")
@@ -313,13 +300,13 @@ def export_for_hub(
         for item in sorted(student_dir.iterdir()):
             if item.is_file() and item.name not in _SKIPPED_FILES and not item.name.endswith(".tmp"):
                 shutil.copy2(item, staging / item.name)
-        _maybe_add_label_names(staging / "config.json", results.get("dataset") or {})
+        _maybe_add_label_names(staging / "config.json", results.dataset)
         if not (staging / PROCESSOR_NAME).is_file():
             build_image_processor(results).save_pretrained(staging)
         latency = None
         if measure_latency:
-            teacher = results.get("teacher")
-            teacher_dir = _resolve_local(teacher.get("path_or_hub_id"), run_dir) if teacher else None
+            teacher = results.teacher
+            teacher_dir = _resolve_local(teacher.path_or_hub_id, run_dir) if teacher else None
             try:
                 latency = measure_latency_report(staging, teacher_dir, image_size_of(results)).to_dict()
             except (OSError, ValueError, RuntimeError, KeyError) as err:

@@ -7,16 +7,16 @@ are never lost to a network problem at the end of a run.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+from ..hub_ids import validate_hub_model_id
+from ..runs import RunResults
 from .card import DEFAULT_LICENSE
-from .export import EXPORT_RECORD_KEY, RESULTS_NAME, export_for_hub, is_exported_folder, refresh_card
+from .export import export_for_hub, is_exported_folder, refresh_card
 
 logger = logging.getLogger(__name__)
 
@@ -51,26 +51,6 @@ class HubUnreachableError(HubPublishError):
     """Offline mode is on, or the Hub could not be reached."""
 
 
-def validate_hub_model_id(hub_model_id: str | None) -> str:
-    """Check ``hub_model_id`` is a valid ``org/name`` model repository id; return it. Cheap: call it before training.
-
-    Raises:
-        ValueError: with the reason and an example of a valid id.
-    """
-    if not hub_model_id or not isinstance(hub_model_id, str):
-        raise ValueError("push_to_hub needs `hub_model_id` as 'org/name' (e.g. 'my-user/wrn_16_2-icd-kd-cifar100').")
-    if hub_model_id.count("/") != 1:
-        raise ValueError(
-            f"Invalid hub_model_id {hub_model_id!r}: use the 'org/name' form with exactly one '/', e.g. "
-            f"'my-user/{hub_model_id.strip('/').split('/')[-1] or 'my-model'}'."
-        )
-    try:
-        validate_repo_id(hub_model_id)
-    except HFValidationError as err:
-        raise ValueError(f"Invalid hub_model_id {hub_model_id!r}: {err}") from err
-    return hub_model_id
-
-
 def _push_later(export_dir: Path, hub_model_id: str) -> str:
     return (
         f"The exported folder is at {export_dir}; push it later with "
@@ -79,13 +59,12 @@ def _push_later(export_dir: Path, hub_model_id: str) -> str:
 
 
 def _default_commit_message(export_dir: Path) -> str:
-    results = json.loads((export_dir / RESULTS_NAME).read_text())
-    student = (results.get("student") or {}).get("name", "model")
-    teacher = results.get("teacher")
-    version = (results.get(EXPORT_RECORD_KEY) or {}).get("icd_hf_version", "")
-    if teacher:
-        return f"Upload {student} distilled from {teacher.get('name')} with {results.get('method')} (icd-hf {version})"
-    return f"Upload {student} trained on {(results.get('dataset') or {}).get('name')} (icd-hf {version})"
+    results = RunResults.read(export_dir)
+    student = results.student.name
+    version = (results.hub_export or {}).get("icd_hf_version", "")
+    if results.teacher:
+        return f"Upload {student} distilled from {results.teacher.name} with {results.method} (icd-hf {version})"
+    return f"Upload {student} trained on {results.dataset_name} (icd-hf {version})"
 
 
 def prepare_export(
@@ -102,7 +81,7 @@ def prepare_export(
     another repository), else a fresh export in ``out_dir`` (default ``RUN_DIR/hub_export``)."""
     run_dir = Path(run_dir)
     if is_exported_folder(run_dir):
-        record = json.loads((run_dir / RESULTS_NAME).read_text())[EXPORT_RECORD_KEY]
+        record = RunResults.read(run_dir).hub_export or {}
         if record.get("hub_model_id") != hub_model_id:
             refresh_card(run_dir, hub_model_id=hub_model_id, paper_dir=paper_dir)
         return run_dir

@@ -41,6 +41,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..hub_ids import has_hub_id_form
 from .modeling_common import ZooPreTrainedModel
 from .modeling_outputs import DistillationModelOutput
 
@@ -60,7 +61,6 @@ __all__ = [
 # averages two heads; its ``cls_classifier`` reads the CLS token, the usual penultimate vector.
 _HEAD_NAMES = ("classifier", "cls_classifier", "head", "fc")
 _PROCESSOR_NAME = "preprocessor_config.json"
-_RESULTS_NAME = "results.json"
 
 Triple = tuple[float, float, float]
 
@@ -352,14 +352,13 @@ def _hub_processor_config(repo_id: str) -> dict[str, Any] | None:
 
 def _results_spec(folder: Path) -> InputSpec | None:
     """The size and normalisation an icd-hf run trained with, from its ``results.json``."""
-    for candidate in (folder / _RESULTS_NAME, folder.parent / _RESULTS_NAME):
-        if candidate.is_file():
-            results = json.loads(candidate.read_text())
-            dataset = results.get("dataset") or {}
-            size = (results.get("config") or {}).get("image_size") or dataset.get("image_size")
-            if dataset.get("mean") and dataset.get("std"):
-                return InputSpec(size, _triple(dataset["mean"]), _triple(dataset["std"]), str(candidate))
-    return None
+    from ..runs import find_run_results
+
+    results = find_run_results(folder)
+    if results is None or not (results.dataset.get("mean") and results.dataset.get("std")):
+        return None
+    dataset = results.dataset
+    return InputSpec(results.image_size, _triple(dataset["mean"]), _triple(dataset["std"]), str(results.source))
 
 
 def _timm_spec(model: nn.Module) -> InputSpec | None:
@@ -396,7 +395,7 @@ def input_spec_of(source: str | None, model: nn.Module | None = None, image_size
     if source is not None:
         path = Path(source)
         if path.is_dir():
-            from ..evaluation.loading import resolve_model_dir
+            from ..runs import resolve_model_dir
 
             folder = Path(resolve_model_dir(path))
             processor = _local_processor_config(folder)
@@ -404,7 +403,7 @@ def input_spec_of(source: str | None, model: nn.Module | None = None, image_size
                 spec = spec_from_processor_config(processor, str(folder / _PROCESSOR_NAME))
             else:
                 spec = _results_spec(folder)
-        elif source.count("/") == 1 and not source.startswith(("timm/", ".", "/")):
+        elif not source.startswith("timm/") and has_hub_id_form(source):
             processor = _hub_processor_config(source)
             if processor is not None:
                 spec = spec_from_processor_config(processor, f"{source} image processor")
