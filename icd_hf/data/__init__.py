@@ -10,17 +10,21 @@ Quick use::
 
 from .builder import (
     DatasetUnavailableError,
+    DataSource,
     add_index_column,
     as_uint8_tensor,
     build_datasets,
     compute_mean_std,
     load_image_dataset,
+    resolve_source,
     split_off_validation,
 )
 from .collate import DistillationCollator, collate_batch
 from .images import dataset_from_arrays, decode_to_uint8, encode_ppm, resize_uint8
 from .info import KNOWN_DATASETS, ImageDatasetInfo, KnownDataset, canonical_dataset_name
 from .sources import (
+    LAYOUTS,
+    DatasetLayout,
     MissingSplitError,
     detect_layout,
     load_cifar100_python,
@@ -29,6 +33,7 @@ from .sources import (
     load_saved_dataset,
     load_stl10_binary,
     load_tiny_imagenet_folder,
+    register_layout,
 )
 from .transforms import (
     ImageClassificationTransform,
@@ -40,6 +45,9 @@ from .transforms import (
 
 __all__ = [
     "KNOWN_DATASETS",
+    "LAYOUTS",
+    "DataSource",
+    "DatasetLayout",
     "DatasetUnavailableError",
     "DistillationCollator",
     "ImageClassificationTransform",
@@ -66,7 +74,9 @@ __all__ = [
     "normalize",
     "random_crop",
     "random_horizontal_flip",
+    "register_layout",
     "resize_uint8",
+    "resolve_source",
     "split_off_validation",
     "to_uint8_batch",
 ]

@@ -3,12 +3,14 @@
 Resolution order for ``load_image_dataset(name_or_path, split, data_dir=...)``:
 
 1. ``digits`` is built from scikit-learn (no files needed).
-2. ``data_dir`` given, or ``name_or_path`` an existing path: the local layout is detected (original CIFAR-100
-   pickles, ``stl10_binary/``, ``tiny-imagenet-200/``, a ``save_to_disk`` directory, an image folder).
+2. ``data_dir`` given, or ``name_or_path`` an existing path: the local layout is detected among the readers
+   registered in ``icd_hf.data.sources`` (original CIFAR-100 pickles, ``stl10_binary/``, ``tiny-imagenet-200/``,
+   a ``save_to_disk`` directory, an image folder).
 3. A known name (``cifar100``, ``stl10``, ``tiny-imagenet``) without ``data_dir``: its Hub id.
 4. Anything shaped like ``owner/name``: a Hub id, via ``datasets.load_dataset``.
 
-Every loaded split has the columns ``image`` (``datasets.Image()``), ``label`` (``ClassLabel`` with the class
+``resolve_source`` makes that decision once (``build_datasets`` reads both splits from it). Every loaded split has
+the columns ``image`` (``datasets.Image()``), ``label`` (``ClassLabel`` with the class
 names) and ``index`` (the row's position, used by CRD's memory bank), plus whatever extra columns the source has.
 """
 
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
@@ -26,38 +28,21 @@ import torch
 from ..hub_ids import has_hub_id_form
 from .images import column_to_uint8
 from .info import KNOWN_DATASETS, ImageDatasetInfo, KnownDataset, canonical_dataset_name
-from .sources import (
-    MissingSplitError,
-    detect_layout,
-    load_cifar100_python,
-    load_digits_dataset,
-    load_image_folder,
-    load_saved_dataset,
-    load_stl10_binary,
-    load_tiny_imagenet_folder,
-    resolve_split,
-)
+from .sources import LAYOUTS, DatasetLayout, MissingSplitError, detect_layout, layout_of_dataset, resolve_split
 from .transforms import ImageClassificationTransform
 
 __all__ = [
+    "DataSource",
     "DatasetUnavailableError",
     "add_index_column",
     "as_uint8_tensor",
     "build_datasets",
     "compute_mean_std",
     "load_image_dataset",
+    "resolve_source",
     "split_off_validation",
 ]
 
-_LOCAL_READERS = {
-    "cifar100-python": load_cifar100_python,
-    "stl10-binary": load_stl10_binary,
-    "tiny-imagenet-200": load_tiny_imagenet_folder,
-    "save_to_disk": load_saved_dataset,
-    "imagefolder": load_image_folder,
-}
-# Which known dataset a raw layout implies (for its statistics and a sanity check against the given name).
-_LAYOUT_TO_KNOWN = {k.layout: k.name for k in KNOWN_DATASETS.values() if k.layout}
 _IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "images")
 _LABEL_COLUMN_CANDIDATES = ("label", "fine_label", "labels")
 
@@ -72,9 +57,10 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _hub_error(hub_id: str, known: KnownDataset | None, err: Exception, name: str) -> DatasetUnavailableError:
-    if known is not None and known.local_dirname:
+    layout = layout_of_dataset(known.name) if known is not None else None
+    if layout is not None and layout.dirname:
         hint = (
-            f"pass --data_dir /path/to/{known.local_dirname} (the original files), or a `datasets` save_to_disk "
+            f"pass --data_dir /path/to/{layout.dirname} (the original files), or a `datasets` save_to_disk "
             "directory or an image folder of it"
         )
     else:
@@ -155,20 +141,47 @@ def add_index_column(dataset: datasets.Dataset, column: str = "index") -> datase
     return dataset.add_column(column, np.arange(len(dataset), dtype=np.int64), feature=datasets.Value("int64"))
 
 
-def _resolve_source(name_or_path: str, data_dir: str | os.PathLike | None) -> tuple[KnownDataset | None, str, Any]:
-    """Return ``(known, kind, where)``: ``kind`` is ``digits``, a local layout, or ``hub``."""
-    known_key = canonical_dataset_name(str(name_or_path))
+@dataclass(frozen=True)
+class DataSource:
+    """Where a dataset's splits come from, resolved once per build (the disk is scanned once).
+
+    ``layout`` reads ``location`` (a folder; ``None`` for a dataset built in-process, like digits); without a
+    layout, ``location`` is a Hub id. ``known`` is the ``KNOWN_DATASETS`` entry it is, when it is one.
+    """
+
+    name: str
+    known: KnownDataset | None
+    layout: DatasetLayout | None
+    location: Path | str | None
+
+    def load(self, split: str, cache_dir: str | None = None) -> datasets.Dataset:
+        if self.layout is None:
+            return _load_from_hub(str(self.location), split, self.known, self.name, cache_dir)
+        return self.layout.read(self.location, split)
+
+    def describe(self) -> str:
+        """``ImageDatasetInfo.source``: the Hub id, ``<layout>:<folder>``, or the in-process layout's name."""
+        if self.layout is None:
+            return str(self.location)
+        return f"{self.layout.name}:{self.location}" if self.location is not None else self.layout.name
+
+
+def resolve_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> DataSource:
+    """Decide where ``name_or_path`` is read from (see the module docstring for the order); nothing is loaded."""
+    name = str(name_or_path)
+    known_key = canonical_dataset_name(name)
     known = KNOWN_DATASETS[known_key] if known_key else None
-    if known is not None and known.name == "digits":
+    builtin = layout_of_dataset(known.name) if known is not None else None
+    if builtin is not None and not builtin.on_disk:
         if data_dir is not None:
-            raise ValueError("digits ships with scikit-learn and takes no data_dir; drop --data_dir.")
-        return known, "digits", None
+            raise ValueError(f"{known.name} is built in-process and takes no data_dir; drop --data_dir.")
+        return DataSource(name, known, builtin, None)
     location = data_dir
     if location is None and known is None:
-        candidate = Path(str(name_or_path)).expanduser()
+        candidate = Path(name).expanduser()
         if candidate.exists():
             location = candidate
-        elif _looks_like_path(str(name_or_path)):
+        elif _looks_like_path(name):
             raise FileNotFoundError(f"Dataset path {str(candidate)!r} does not exist.")
     if location is not None:
         location = Path(location).expanduser()
@@ -176,30 +189,32 @@ def _resolve_source(name_or_path: str, data_dir: str | os.PathLike | None) -> tu
             raise FileNotFoundError(
                 f"Data directory {str(location)!r} does not exist; point --data_dir at the unpacked dataset."
             )
-        layout, root = detect_layout(location, prefer=known.layout if known is not None else None)
-        implied = _LAYOUT_TO_KNOWN.get(layout)
+        preferred = layout_of_dataset(known.name) if known is not None else None
+        layout_name, root = detect_layout(location, prefer=preferred.name if preferred is not None else None)
+        layout = LAYOUTS[layout_name]
+        implied = layout.dataset  # the known dataset a raw layout holds: its statistics, and a sanity check
         if known is not None and implied is not None and implied != known.name:
             raise ValueError(
-                f"Dataset {known.name!r} was asked for but {str(root)!r} holds the {layout} layout "
+                f"Dataset {known.name!r} was asked for but {str(root)!r} holds the {layout_name} layout "
                 f"({implied}); fix --dataset or --data_dir."
             )
         if known is None and implied is not None and data_dir is not None:
             # `--dataset cifar10 --data_dir <cifar-100-python>` must not quietly train on CIFAR-100.
             raise ValueError(
-                f"Dataset {str(name_or_path)!r} was asked for but {str(root)!r} holds the {layout} layout "
-                f"({implied}); use --dataset {implied}, or point --data_dir at a copy of {str(name_or_path)!r}."
+                f"Dataset {name!r} was asked for but {str(root)!r} holds the {layout_name} layout "
+                f"({implied}); use --dataset {implied}, or point --data_dir at a copy of {name!r}."
             )
         if known is None and implied is not None:
             known = KNOWN_DATASETS[implied]
-        return known, layout, root
+        return DataSource(name, known, layout, root)
     if known is not None:
-        return known, "hub", known.hub_id
-    if has_hub_id_form(str(name_or_path)):
-        return None, "hub", str(name_or_path)
-    close = difflib.get_close_matches(str(name_or_path).lower(), list(KNOWN_DATASETS), n=1)
+        return DataSource(name, known, None, known.hub_id)
+    if has_hub_id_form(name):
+        return DataSource(name, None, None, name)
+    close = difflib.get_close_matches(name.lower(), list(KNOWN_DATASETS), n=1)
     suggestion = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
-        f"Unknown dataset {str(name_or_path)!r}.{suggestion} Use one of {sorted(KNOWN_DATASETS)}, a Hub id "
+        f"Unknown dataset {name!r}.{suggestion} Use one of {sorted(KNOWN_DATASETS)}, a Hub id "
         "'owner/name', or a local directory (--data_dir)."
     )
 
@@ -234,14 +249,14 @@ def load_image_dataset(
         >>> len(ds), ds.features["label"].num_classes
         (1500, 10)
     """
-    known, kind, where = _resolve_source(str(name_or_path), data_dir)
-    if kind == "digits":
-        ds = load_digits_dataset(split)
-    elif kind == "hub":
-        ds = _load_from_hub(where, split, known, str(name_or_path), cache_dir)
-    else:
-        ds = _LOCAL_READERS[kind](where, split)
-    ds = _standardise_columns(ds, f"Dataset {str(name_or_path)!r} ({split})", image_column, label_column)
+    return _load_split(resolve_source(name_or_path, data_dir), split, image_column, label_column, cache_dir)
+
+
+def _load_split(
+    source: DataSource, split: str, image_column: str | None, label_column: str | None, cache_dir: str | None
+) -> datasets.Dataset:
+    ds = source.load(split, cache_dir)
+    ds = _standardise_columns(ds, f"Dataset {source.name!r} ({split})", image_column, label_column)
     return add_index_column(ds)
 
 
@@ -386,11 +401,12 @@ def build_datasets(
         >>> batch["pixel_values"].shape, info.num_classes
         (torch.Size([8, 3, 32, 32]), 10)
     """
-    common = dict(data_dir=data_dir, image_column=image_column, label_column=label_column, cache_dir=cache_dir)
-    train_ds = load_image_dataset(name_or_path, train_split, **common)
+    source = resolve_source(name_or_path, data_dir)
+    columns = dict(image_column=image_column, label_column=label_column, cache_dir=cache_dir)
+    train_ds = _load_split(source, train_split, **columns)
     split_off = False
     try:
-        eval_ds = load_image_dataset(name_or_path, eval_split, **common)
+        eval_ds = _load_split(source, eval_split, **columns)
     except MissingSplitError as err:
         if not validation_size:
             raise MissingSplitError(f"{err} Set validation_size (e.g. 0.1) to split one off the train split.") from err
@@ -407,7 +423,7 @@ def build_datasets(
     if list(eval_ds.features["label"].names) != class_names:
         raise ValueError("The train and eval splits name their classes differently; they must share one label set.")
 
-    known, kind, where = _resolve_source(str(name_or_path), data_dir)
+    known = source.known
     native = _native_size(train_ds)
     if image_size is None and native is None:
         image_size = fallback_image_size
@@ -422,7 +438,7 @@ def build_datasets(
         mean, std = mean or computed_mean, std or computed_std
         stats_source = f"computed on {min(len(train_ds), 10_000)} training images"
     info = ImageDatasetInfo(
-        name=known.name if known is not None else str(name_or_path),
+        name=known.name if known is not None else source.name,
         num_classes=len(class_names),
         class_names=class_names,
         mean=tuple(float(m) for m in mean),
@@ -431,7 +447,7 @@ def build_datasets(
         native_image_size=native,
         num_train=len(train_ds),
         num_eval=len(eval_ds),
-        source=str(where) if kind == "hub" else f"{kind}:{where}" if where is not None else kind,
+        source=source.describe(),
         train_split=str(train_split if train_ds.split is None else train_ds.split),
         eval_split=str(eval_split if split_off or eval_ds.split is None else eval_ds.split),
         stats_source=stats_source,

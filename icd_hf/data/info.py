@@ -10,85 +10,43 @@ __all__ = ["KNOWN_DATASETS", "ImageDatasetInfo", "KnownDataset", "canonical_data
 
 @dataclass(frozen=True)
 class KnownDataset:
-    """A dataset the loaders know by name: where it lives on the Hub, its local layout and its statistics.
+    """A dataset the loaders know by name: where it lives on the Hub and its statistics. Its local layout is the
+    reader registered for it in ``icd_hf.data.sources`` (``layout_of_dataset``).
 
     ``mean``/``std`` are per-channel statistics of the training split on the [0, 1] scale (std pooled over all
-    pixels of a channel, the convention of the CIFAR recipes).
+    pixels of a channel, the convention of the CIFAR recipes). ``aliases`` are other spellings of ``name``.
     """
 
     name: str
     hub_id: str | None
-    layout: str | None
-    local_dirname: str | None
     num_classes: int
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     stats_source: str
+    aliases: tuple[str, ...] = ()
 
 
-KNOWN_DATASETS: dict[str, KnownDataset] = {
-    "cifar100": KnownDataset(
-        name="cifar100",
-        hub_id="uoft-cs/cifar100",
-        layout="cifar100-python",
-        local_dirname="cifar-100-python",
-        num_classes=100,
-        image_size=32,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
-        stats_source="CIFAR-100 train split (as in the CRD/ICD recipes)",
-    ),
-    "stl10": KnownDataset(
-        name="stl10",
-        hub_id="tanganke/stl10",
-        layout="stl10-binary",
-        local_dirname="stl10_binary",
-        num_classes=10,
-        image_size=96,
-        mean=(0.4467, 0.4398, 0.4066),
-        std=(0.2603, 0.2566, 0.2713),
-        stats_source="STL-10 statistics in common use (std pooled over pixels)",
-    ),
-    "tiny-imagenet": KnownDataset(
-        name="tiny-imagenet",
-        hub_id="zh-plus/tiny-imagenet",
-        layout="tiny-imagenet-200",
-        local_dirname="tiny-imagenet-200",
-        num_classes=200,
-        image_size=64,
-        # Full 100k-image train split, std pooled over pixels; the 40k-image subset in shared/data gives
-        # (0.4772, 0.4471, 0.3979) / (0.2760, 0.2682, 0.2819).
-        mean=(0.4802, 0.4481, 0.3975),
-        std=(0.2770, 0.2691, 0.2821),
-        stats_source="Tiny ImageNet train split (std pooled over pixels)",
-    ),
-    "digits": KnownDataset(
-        name="digits",
-        hub_id=None,
-        layout="digits",
-        local_dirname=None,
-        num_classes=10,
-        image_size=32,
-        # Measured on the 1,500-image train split built by ``load_digits_dataset`` (checked in the tests).
-        mean=(0.3056, 0.3056, 0.3056),
-        std=(0.3235, 0.3235, 0.3235),
-        stats_source="scikit-learn digits train split (1,500 images, 32x32)",
-    ),
-}
-
-_ALIASES = {
-    "cifar-100": "cifar100",
-    "cifar_100": "cifar100",
-    "stl-10": "stl10",
-    "stl_10": "stl10",
-    "tiny_imagenet": "tiny-imagenet",
-    "tinyimagenet": "tiny-imagenet",
-    "tiny-imagenet-200": "tiny-imagenet",
-    "tin200": "tiny-imagenet",
-    "tin-200": "tiny-imagenet",
-    "sklearn-digits": "digits",
-}
+_KNOWN = (
+    KnownDataset("cifar100", "uoft-cs/cifar100", num_classes=100, image_size=32, mean=(0.5071, 0.4865, 0.4409),
+                 std=(0.2673, 0.2564, 0.2762), stats_source="CIFAR-100 train split (as in the CRD/ICD recipes)",
+                 aliases=("cifar-100", "cifar_100")),
+    KnownDataset("stl10", "tanganke/stl10", num_classes=10, image_size=96, mean=(0.4467, 0.4398, 0.4066),
+                 std=(0.2603, 0.2566, 0.2713), stats_source="STL-10 statistics in common use (std pooled over pixels)",
+                 aliases=("stl-10", "stl_10")),
+    # Full 100k-image train split, std pooled over pixels; the 40k-image subset in shared/data gives
+    # (0.4772, 0.4471, 0.3979) / (0.2760, 0.2682, 0.2819).
+    KnownDataset("tiny-imagenet", "zh-plus/tiny-imagenet", num_classes=200, image_size=64,
+                 mean=(0.4802, 0.4481, 0.3975), std=(0.2770, 0.2691, 0.2821),
+                 stats_source="Tiny ImageNet train split (std pooled over pixels)",
+                 aliases=("tiny_imagenet", "tinyimagenet", "tiny-imagenet-200", "tin200", "tin-200")),
+    # Measured on the 1,500-image train split built by ``load_digits_dataset`` (checked in the tests).
+    KnownDataset("digits", None, num_classes=10, image_size=32, mean=(0.3056, 0.3056, 0.3056),
+                 std=(0.3235, 0.3235, 0.3235), stats_source="scikit-learn digits train split (1,500 images, 32x32)",
+                 aliases=("sklearn-digits",)),
+)
+KNOWN_DATASETS: dict[str, KnownDataset] = {known.name: known for known in _KNOWN}
+_ALIASES = {alias: known.name for known in _KNOWN for alias in known.aliases}
 
 
 def canonical_dataset_name(name: str) -> str | None:

@@ -1,7 +1,11 @@
-"""Readers for the on-disk layouts the datasets ship in, each returning one split as a ``datasets.Dataset``.
+"""Readers for the layouts the datasets ship in, each returning one split as a ``datasets.Dataset``, and the
+registry they enter with ``@register_layout``.
 
 Every reader returns the same schema: ``image`` (``datasets.Image()``), ``label`` (``ClassLabel`` carrying the
-class names) and possibly extra columns (e.g. ``coarse_label`` for CIFAR-100).
+class names) and possibly extra columns (e.g. ``coarse_label`` for CIFAR-100). A reader registers the layout it
+reads: how a folder of it is recognised (marker files, or a predicate), the folder name it usually has, and the
+known dataset it holds (``icd_hf.data.info.KNOWN_DATASETS``: statistics and Hub id). ``detect_layout`` and the
+dataset builder only consult the registry, so a new on-disk format is one decorated reader in this file.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import functools
 import hashlib
 import os
 import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -21,6 +27,7 @@ from .images import dataset_from_arrays
 __all__ = [
     "EVAL_SPLIT_ALIASES",
     "LAYOUTS",
+    "DatasetLayout",
     "MissingSplitError",
     "detect_layout",
     "load_cifar100_python",
@@ -29,6 +36,7 @@ __all__ = [
     "load_saved_dataset",
     "load_stl10_binary",
     "load_tiny_imagenet_folder",
+    "register_layout",
     "resolve_split",
 ]
 
@@ -36,20 +44,62 @@ __all__ = [
 EVAL_SPLIT_ALIASES = ("test", "validation", "valid", "val", "eval")
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
-# layout -> the marker files a directory of that layout holds (used by ``detect_layout``).
-LAYOUTS = {
-    "cifar100-python": ("train", "test", "meta"),
-    "stl10-binary": ("train_X.bin", "train_y.bin", "class_names.txt"),
-    "tiny-imagenet-200": ("wnids.txt", "train"),
-    "save_to_disk": (),
-    "imagefolder": (),
-}
-# A parent directory holding one of these sub-directories is accepted as well.
-_LAYOUT_DIRNAMES = {
-    "cifar-100-python": "cifar100-python",
-    "stl10_binary": "stl10-binary",
-    "tiny-imagenet-200": "tiny-imagenet-200",
-}
+Reader = Callable[[Path | None, str], datasets.Dataset]
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """A layout a reader knows.
+
+    Attributes:
+        name: the layout's name (``"cifar100-python"``), recorded as ``<name>:<folder>`` in a run's dataset source.
+        read: ``read(root, split)`` -> the split (``root`` is ``None`` for a dataset built in-process).
+        matches: whether a folder is a root of this layout; ``None`` for a dataset with no files (digits).
+        dirname: the name its folder usually has: a parent folder holding one is accepted too.
+        dataset: the ``KNOWN_DATASETS`` entry this layout holds (its statistics and Hub id), if any.
+    """
+
+    name: str
+    read: Reader
+    matches: Callable[[Path], bool] | None = None
+    dirname: str | None = None
+    dataset: str | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        return self.matches is not None
+
+
+# Registration order is detection order: the layouts recognised by their own files come before the generic ones
+# (a saved dataset, then an image folder), which accept more.
+LAYOUTS: dict[str, DatasetLayout] = {}
+
+
+def register_layout(
+    name: str,
+    *,
+    markers: tuple[str, ...] = (),
+    matches: Callable[[Path], bool] | None = None,
+    dirname: str | None = None,
+    dataset: str | None = None,
+    on_disk: bool = True,
+) -> Callable[[Reader], Reader]:
+    """Decorator: register ``reader`` for the layout ``name``. A folder is of that layout when it holds every
+    ``markers`` entry (a name ending in ``/`` is a sub-folder), or when ``matches(folder)`` says so."""
+
+    def decorator(reader: Reader) -> Reader:
+        if name in LAYOUTS and LAYOUTS[name].read.__qualname__ != reader.__qualname__:
+            raise ValueError(f"a dataset layout named {name!r} is already registered ({LAYOUTS[name].read.__name__})")
+        predicate = matches if matches is not None or not markers else functools.partial(_has_markers, markers)
+        LAYOUTS[name] = DatasetLayout(name, reader, predicate if on_disk else None, dirname, dataset)
+        return reader
+
+    return decorator
+
+
+def layout_of_dataset(dataset: str) -> DatasetLayout | None:
+    """The layout that holds the known dataset ``dataset`` (its original files, or its in-process builder)."""
+    return next((layout for layout in LAYOUTS.values() if layout.dataset == dataset), None)
 
 
 class MissingSplitError(ValueError):
@@ -91,21 +141,15 @@ def _has_class_dirs(path: Path) -> bool:
     return any(d.is_dir() and any(_is_image(f) for f in d.iterdir()) for d in path.iterdir() if d.is_dir())
 
 
-def _has_markers(path: Path, layout: str) -> bool:
-    # The CIFAR/STL markers are files; Tiny ImageNet's ``train`` is a folder.
-    def present(marker: str) -> bool:
-        if layout == "tiny-imagenet-200" and marker == "train":
-            return (path / marker).is_dir()
-        return (path / marker).is_file()
-
-    return all(present(m) for m in LAYOUTS[layout])
+def _has_markers(markers: tuple[str, ...], path: Path) -> bool:
+    return all((path / m).is_dir() if m.endswith("/") else (path / m).is_file() for m in markers)
 
 
 def detect_layout(path: str | os.PathLike, prefer: str | None = None) -> tuple[str, Path]:
     """Recognise the dataset layout of a local directory.
 
     Returns ``(layout, root)`` where ``layout`` is a key of ``LAYOUTS`` and ``root`` the directory that holds
-    it (``path`` itself, or its ``cifar-100-python``/``stl10_binary``/``tiny-imagenet-200`` child). When a
+    it (``path`` itself, or a child with the layout's usual folder name, e.g. ``cifar-100-python``). When a
     parent directory holds several datasets, the ``prefer`` layout (e.g. ``"tiny-imagenet-200"``) wins.
 
     Raises:
@@ -120,19 +164,17 @@ def detect_layout(path: str | os.PathLike, prefer: str | None = None) -> tuple[s
             f"Dataset path {str(path)!r} is a file; point at the directory that holds the dataset "
             "(e.g. the unpacked cifar-100-python/ folder, not the archive)."
         )
-    for layout, markers in LAYOUTS.items():
-        if markers and _has_markers(path, layout):
-            return layout, path
-    children = sorted(_LAYOUT_DIRNAMES.items(), key=lambda item: item[1] != prefer)
-    for dirname, layout in children:
-        if (path / dirname).is_dir() and _has_markers(path / dirname, layout):
-            return layout, path / dirname
-    if _is_saved_dataset(path):
-        return "save_to_disk", path
-    if _has_class_dirs(path) or any(
-        (path / s).is_dir() and _has_class_dirs(path / s) for s in ("train", *EVAL_SPLIT_ALIASES)
-    ):
-        return "imagefolder", path
+    on_disk = [layout for layout in LAYOUTS.values() if layout.on_disk]
+    specific = [layout for layout in on_disk if layout.dirname]
+    for layout in specific:
+        if layout.matches(path):
+            return layout.name, path
+    for layout in sorted(specific, key=lambda layout: layout.name != prefer):
+        if (path / layout.dirname).is_dir() and layout.matches(path / layout.dirname):
+            return layout.name, path / layout.dirname
+    for layout in on_disk:
+        if not layout.dirname and layout.matches(path):
+            return layout.name, path
     raise ValueError(
         f"Could not recognise the dataset layout of {str(path)!r}. Supported: the original cifar-100-python/ "
         "pickles (train, test, meta), stl10_binary/ (train_X.bin, train_y.bin, ..., class_names.txt), "
@@ -218,6 +260,7 @@ def _load_pickle(path: Path) -> dict:
     return data
 
 
+@register_layout("cifar100-python", markers=("train", "test", "meta"), dirname="cifar-100-python", dataset="cifar100")
 def load_cifar100_python(root: str | os.PathLike, split: str) -> datasets.Dataset:
     """Read a split of the original ``cifar-100-python/`` pickles (``train``, ``test``, ``meta``).
 
@@ -266,6 +309,9 @@ def load_cifar100_python(root: str | os.PathLike, split: str) -> datasets.Datase
 # ------------------------------------------------------------------------------------------------ STL-10
 
 
+@register_layout(
+    "stl10-binary", markers=("train_X.bin", "train_y.bin", "class_names.txt"), dirname="stl10_binary", dataset="stl10"
+)
 def load_stl10_binary(root: str | os.PathLike, split: str) -> datasets.Dataset:
     """Read a labelled split of the original ``stl10_binary/`` files (``{split}_X.bin``, ``{split}_y.bin``).
 
@@ -329,6 +375,9 @@ def _unique_names(names: list[str], ids: list[str]) -> list[str]:
     return [n if counts[n] == 1 else f"{n} ({i})" for n, i in zip(names, ids)]
 
 
+@register_layout(
+    "tiny-imagenet-200", markers=("wnids.txt", "train/"), dirname="tiny-imagenet-200", dataset="tiny-imagenet"
+)
 def load_tiny_imagenet_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
     """Read a labelled split of the original ``tiny-imagenet-200/`` folder (``train`` or ``val``).
 
@@ -379,9 +428,40 @@ def load_tiny_imagenet_folder(root: str | os.PathLike, split: str) -> datasets.D
     )
 
 
+# --------------------------------------------------------------------------------------------- save_to_disk
+
+
+@register_layout("save_to_disk", matches=_is_saved_dataset)
+def load_saved_dataset(root: str | os.PathLike, split: str) -> datasets.Dataset:
+    """Read one split of a ``DatasetDict`` written by ``save_to_disk``.
+
+    A single saved ``Dataset`` (no splits) is the ``train`` split only, never silently used for evaluation too:
+    asking it for another split is a ``MissingSplitError`` (``build_datasets`` then splits a validation set off).
+    """
+    root = Path(root)
+    loaded = datasets.load_from_disk(str(root))
+    if isinstance(loaded, datasets.Dataset):
+        if split == "train":
+            return loaded
+        raise MissingSplitError(
+            f"{root} holds a single saved Dataset, not a DatasetDict with splits, so it has no {split!r} split. "
+            "Save DatasetDict({'train': train_ds, 'test': test_ds}).save_to_disk(path), or let build_datasets "
+            "split one off (validation_size)."
+        )
+    return loaded[resolve_split(split, list(loaded), f"The saved DatasetDict {str(root)!r}")]
+
+
 # ------------------------------------------------------------------------------------------ image folder
 
 
+def _is_image_folder(path: Path) -> bool:
+    """``<class>/<image>``, or that under ``train/`` (and the evaluation split folders)."""
+    return _has_class_dirs(path) or any(
+        (path / s).is_dir() and _has_class_dirs(path / s) for s in ("train", *EVAL_SPLIT_ALIASES)
+    )
+
+
+@register_layout("imagefolder", matches=_is_image_folder)
 def load_image_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
     """Read an image folder: ``<class>/<image>`` (a single ``train`` split) or ``<split>/<class>/<image>``.
 
@@ -421,28 +501,6 @@ def load_image_folder(root: str | os.PathLike, split: str) -> datasets.Dataset:
     return _image_paths_dataset(
         paths, labels, class_names, split, _fingerprint("imagefolder", split_root.resolve(), len(paths), mtimes)
     )
-
-
-# --------------------------------------------------------------------------------------------- save_to_disk
-
-
-def load_saved_dataset(root: str | os.PathLike, split: str) -> datasets.Dataset:
-    """Read one split of a ``DatasetDict`` written by ``save_to_disk``.
-
-    A single saved ``Dataset`` (no splits) is the ``train`` split only, never silently used for evaluation too:
-    asking it for another split is a ``MissingSplitError`` (``build_datasets`` then splits a validation set off).
-    """
-    root = Path(root)
-    loaded = datasets.load_from_disk(str(root))
-    if isinstance(loaded, datasets.Dataset):
-        if split == "train":
-            return loaded
-        raise MissingSplitError(
-            f"{root} holds a single saved Dataset, not a DatasetDict with splits, so it has no {split!r} split. "
-            "Save DatasetDict({'train': train_ds, 'test': test_ds}).save_to_disk(path), or let build_datasets "
-            "split one off (validation_size)."
-        )
-    return loaded[resolve_split(split, list(loaded), f"The saved DatasetDict {str(root)!r}")]
 
 
 # ----------------------------------------------------------------------------------------------- digits
@@ -489,3 +547,8 @@ def load_digits_dataset(split: str, image_size: int = 32) -> datasets.Dataset:
         split=split,
         fingerprint=_fingerprint("digits", split, image_size),
     )
+
+
+@register_layout("digits", dataset="digits", on_disk=False)
+def _read_digits(root: Path | None, split: str) -> datasets.Dataset:
+    return load_digits_dataset(split)
