@@ -22,11 +22,14 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import yaml
 
 from .runs import default_output_dir
+
+if TYPE_CHECKING:
+    from .losses.presets import MethodSpec
 
 
 class ConfigError(ValueError):
@@ -104,6 +107,12 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def method_spec(self) -> MethodSpec:
+        """The resolved method (``icd_hf.losses.presets``): its terms, weights, and whether it needs a teacher."""
+        from .losses.presets import resolve_method
+
+        return resolve_method(self.method, self.loss_overrides)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
@@ -567,7 +576,7 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     if not cfg.teacher_checkpoint and looks_like_checkpoint(cfg.teacher):
         # --teacher microsoft/resnet-50, a run folder, timm/<name>.<tag>: the name is the checkpoint.
         cfg.teacher_checkpoint = cfg.teacher
-    if cfg.method.lower() != "vanilla" and not cfg.teacher_checkpoint:
+    if cfg.method_spec().needs_teacher and not cfg.teacher_checkpoint:
         raise ConfigError(
             f"Method {cfg.method!r} needs a trained teacher: set `teacher_checkpoint` to a directory or Hub id "
             f"(train one with recipes/train_teacher.py), or use method 'vanilla'."

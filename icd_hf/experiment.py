@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, TrainerCallback, set_seed
 from .config import PAPER_TRAINING, ExperimentConfig, training_defaults
 from .hub_ids import has_hub_id_form, validate_hub_model_id
 from .losses.presets import MethodSpec, resolve_method
+from .metrics import count_parameters
 from .runs import (
     EXPORT_DIRNAME,
     ModelRecord,
@@ -38,7 +39,7 @@ from .runs import (
     run_fingerprint,
     write_run_record,
 )
-from .trainer import INIT_STAGE_MARKER, DistillationTrainer, DistillationTrainingArguments, count_parameters
+from .trainer import INIT_STAGE_MARKER, DistillationTrainer, DistillationTrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def load_teacher(
     cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
 ) -> PreTrainedModel | None:
     """Load the trained teacher and check it is the architecture and label space the config says."""
-    if resolve_method(cfg.method, cfg.loss_overrides).needs_teacher is False:
+    if not cfg.method_spec().needs_teacher:
         return None
     from .models.auto_classifier import load_image_classifier
 

@@ -47,7 +47,7 @@ def fallback_image_size(cfg: ExperimentConfig) -> int | None:
     sizes = [
         input_spec_of(cfg.student, None, cfg.student_image_size).image_size,
         input_spec_of(cfg.teacher_checkpoint, None, cfg.teacher_image_size).image_size
-        if cfg.teacher_checkpoint and cfg.method.strip().lower() != "vanilla"
+        if cfg.teacher_checkpoint and cfg.method_spec().needs_teacher
         else None,
     ]
     known = [s for s in sizes if s]

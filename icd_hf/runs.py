@@ -337,7 +337,9 @@ def default_output_dir(
     ``runs/teachers/<student>[-<tag>]`` for a model trained from labels alone without a teacher named (a
     teacher run, where the pair configs' ``teacher_checkpoint: runs/teachers/<name>/student`` looks for it).
     """
-    if teacher is None and method.strip().lower() == "vanilla":
+    from .losses.presets import resolve_method  # the method's own answer to "does it need a teacher?"
+
+    if teacher is None and not resolve_method(method).needs_teacher:
         name = _slug(student) + (f"-{_slug(tag)}" if tag else "")
         return str(Path(root) / TEACHERS_DIRNAME / name)
     return str(Path(root) / pair_dirname(teacher or "none", student) / method_dirname(method, tag))

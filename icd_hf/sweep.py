@@ -43,7 +43,7 @@ def run_sweep(
     base = load_config(config_path, {**overrides, "method": "vanilla"})
     specs = {}
     for method in methods:  # fail on a typo before hours of training, not after
-        specs[method] = resolve_method(method, base.loss_overrides if method != "vanilla" else None)
+        specs[method] = resolve_method(method, base.loss_overrides)
     root = sweep_root(config_path, overrides)
     rows: dict[str, Any] = {}
     for method in methods:
@@ -94,7 +94,7 @@ def validate_sweep_argv(argv: list[str], extra: dict[str, Any]) -> None:
     methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")
     base = load_config(overrides.pop("config", None), {**overrides, "method": "vanilla"})
     for method in (m.strip() for m in methods if m.strip()):
-        resolve_method(method, base.loss_overrides if method != "vanilla" else None)
+        resolve_method(method, base.loss_overrides)
 
 
 SWEEP_OPTIONS = {"methods": (str, DEFAULT_METHODS, "comma-separated methods to run, one run folder each")}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,27 +16,35 @@ import torch.distributed as dist
 import transformers.trainer
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments
+from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from .distiller import TEACHER_PREFIX, Distiller
+from .losses import DistillationLoss
 from .losses.presets import MethodSpec
+from .metrics import accuracy_metrics, topk_predictions
 
 logger = logging.getLogger(__name__)
 
-_accelerate_skip_first_batches = transformers.trainer.skip_first_batches
-
-
-def _skip_first_batches(dataloader: Any, num_batches: int = 0) -> Any:
-    # Trainer resumes mid-epoch with accelerate's skip_first_batches, which rebuilds a torch DataLoader;
-    # the fast path's DeviceDataLoader skips by itself, without building the skipped batches.
-    if hasattr(dataloader, "skip_first_batches"):
-        return dataloader.skip_first_batches(num_batches)
-    return _accelerate_skip_first_batches(dataloader, num_batches)
-
-
-transformers.trainer.skip_first_batches = _skip_first_batches
-
 INIT_STAGE_MARKER = "init_stage_done.json"
+
+
+@contextlib.contextmanager
+def _device_loader_resumes_itself() -> Iterator[None]:
+    """While the fast path trains: ``Trainer`` resumes mid-epoch with accelerate's ``skip_first_batches``, which
+    rebuilds a torch ``DataLoader``; the fast path's ``DeviceDataLoader`` skips by itself, without building the
+    skipped batches. ``transformers.trainer``'s name is rebound for that training only and restored after."""
+    original = transformers.trainer.skip_first_batches
+
+    def skip_first_batches(dataloader: Any, num_batches: int = 0) -> Any:
+        if hasattr(dataloader, "skip_first_batches"):
+            return dataloader.skip_first_batches(num_batches)
+        return original(dataloader, num_batches)
+
+    transformers.trainer.skip_first_batches = skip_first_batches
+    try:
+        yield
+    finally:
+        transformers.trainer.skip_first_batches = original
 
 
 @dataclass
@@ -83,21 +94,6 @@ class DistillationTrainingArguments(TrainingArguments):
         if self.label_names is None:
             self.label_names = ["labels"]
         super().__post_init__()
-
-
-def topk_predictions(logits: torch.Tensor, labels: torch.Tensor | None = None, k: int = 5) -> torch.Tensor:
-    """``preprocess_logits_for_metrics``: keep only the top-k class ids, not the (N, C) logits."""
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.topk(min(k, logits.shape[-1]), dim=-1).indices
-
-
-def accuracy_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%) from the top-k predictions kept by ``topk_predictions``."""
-    preds = torch.as_tensor(eval_pred.predictions)
-    labels = torch.as_tensor(eval_pred.label_ids).reshape(-1, 1)
-    hits = preds == labels
-    return {"top1": 100.0 * hits[:, 0].float().mean().item(), "top5": 100.0 * hits.any(-1).float().mean().item()}
 
 
 class DistillationTrainer(Trainer):
@@ -279,76 +275,90 @@ class DistillationTrainer(Trainer):
         batches = len(self.get_train_dataloader())
         return max(batches // self.args.gradient_accumulation_steps, 1)
 
-    # ---------------------------------------------------------------- initialisation stage (AB, FT, FSP)
+    # ---------------------------------------------------------------- training
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         if not resume_from_checkpoint and not self._init_stage_done():
             self.run_init_stage()
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        fast = self.args.fast_path and getattr(self, "_fast_data", None) is not None
+        with _device_loader_resumes_itself() if fast else contextlib.nullcontext():
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
+    # ---------------------------------------------------------------- initialisation stage (AB, FT, FSP)
     def _init_stage_done(self) -> bool:
         return os.path.isfile(os.path.join(self.args.output_dir, INIT_STAGE_MARKER))
 
-    def run_init_stage(self) -> dict[str, float]:
+    def _init_stage_epochs(self) -> dict[str, int]:
+        """``{loss name: epochs}`` of the losses with an initialisation stage (``args.init_epochs`` overrides)."""
+        staged = {
+            name: self.args.init_epochs if self.args.init_epochs is not None else loss.init_epochs
+            for name, loss in self.distiller.losses.items()
+            if loss.init_epochs > 0
+        }
+        return {name: epochs for name, epochs in staged.items() if epochs > 0}
+
+    def run_init_stage(self) -> dict[str, float | None]:
         """Run the initialisation stage of every loss that declares one, before distillation starts.
 
         As in the CRD benchmark code: plain SGD (momentum 0.9, the run's lr and weight decay) on the loss's
-        ``init_parameters`` (the student for AB/FSP, FT's paraphraser), minimising its ``init_loss``.
-        Gradients are averaged across processes by hand because the model is not wrapped by DDP yet.
+        ``init_parameters`` (the student for AB/FSP, FT's paraphraser), minimising its ``init_loss``. Returns
+        ``{"init_<loss>_loss": last value}`` (``None`` when the loader gave no batch) and writes it, as JSON, to
+        the marker that tells a later ``train()`` the stage is done.
         """
-        distiller = self.distiller
-        results: dict[str, float] = {}
-        staged = {
-            name: (self.args.init_epochs if self.args.init_epochs is not None else loss.init_epochs)
-            for name, loss in distiller.losses.items()
-            if loss.init_epochs > 0
-        }
-        staged = {name: epochs for name, epochs in staged.items() if epochs > 0}
+        staged = self._init_stage_epochs()
         if not staged:
-            return results
-        device = self.args.device
-        distiller.to(device)
-        distiller.train()
+            return {}
+        self.distiller.to(self.args.device)
+        self.distiller.train()
         loader = self.get_train_dataloader()
-        for name, epochs in staged.items():
-            loss_module = distiller.losses[name]
-            params = [p for p in loss_module.init_parameters(distiller.student) if p.requires_grad]
-            optimizer = torch.optim.SGD(
-                params, lr=self.args.learning_rate, momentum=0.9, weight_decay=self.args.weight_decay
-            )
-            last = float("nan")
-            for epoch in range(epochs):
-                bar = tqdm(
-                    loader,
-                    desc=f"init {name} {epoch + 1}/{epochs}",
-                    disable=self.args.disable_tqdm or not self.is_world_process_zero(),
-                )
-                for step, batch in enumerate(bar):
-                    if 0 <= self.args.init_max_steps <= step:
-                        break
-                    batch = self._prepare_inputs(batch)
-                    with self.autocast_smart_context_manager():
-                        x = batch["pixel_values"]
-                        student_out = distiller.student(pixel_values=x, output_hidden_states=True)
-                        teacher_out = distiller.teacher_forward(x, True)
-                        value = loss_module.init_loss(student_out, teacher_out)
-                    optimizer.zero_grad(set_to_none=True)
-                    value.backward()
-                    if dist.is_available() and dist.is_initialized():
-                        for p in params:
-                            if p.grad is not None:
-                                dist.all_reduce(p.grad)
-                                p.grad /= dist.get_world_size()
-                    optimizer.step()
-                    last = value.item() if step % 20 == 0 else last
-                    bar.set_postfix(loss=last)
-            results[f"init_{name}_loss"] = float(value.detach())
-            logger.info("initialisation stage of %s done (%d epochs), last loss %.4f", name, epochs, results[
-                f"init_{name}_loss"])
+        results = {f"init_{name}_loss": self._train_init_stage(name, epochs, loader) for name, epochs in staged.items()}
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             with open(os.path.join(self.args.output_dir, INIT_STAGE_MARKER), "w") as f:
-                f.write(str(results))
+                json.dump(results, f, indent=2)
         return results
+
+    def _train_init_stage(self, name: str, epochs: int, loader: Any) -> float | None:
+        """``epochs`` of loss ``name``'s initialisation stage; its last loss value (``None``: no batch at all)."""
+        loss_module = self.distiller.losses[name]
+        params = [p for p in loss_module.init_parameters(self.distiller.student) if p.requires_grad]
+        optimizer = torch.optim.SGD(
+            params, lr=self.args.learning_rate, momentum=0.9, weight_decay=self.args.weight_decay
+        )
+        value: torch.Tensor | None = None
+        for epoch in range(epochs):
+            bar = tqdm(loader, desc=f"init {name} {epoch + 1}/{epochs}",
+                       disable=self.args.disable_tqdm or not self.is_world_process_zero())
+            for step, batch in enumerate(bar):
+                if 0 <= self.args.init_max_steps <= step:
+                    break
+                value = self._init_step(loss_module, optimizer, params, batch)
+                if step % 20 == 0:  # reading the value is a device sync: only now and then
+                    bar.set_postfix(loss=value.item())
+        if value is None:
+            logger.warning("initialisation stage of %s ran no step: the training loader gave no batch", name)
+            return None
+        logger.info("initialisation stage of %s done (%d epochs), last loss %.4f", name, epochs, float(value))
+        return float(value)
+
+    def _init_step(
+        self, loss_module: DistillationLoss, optimizer: torch.optim.Optimizer, params: list[nn.Parameter], batch: Any
+    ) -> torch.Tensor:
+        """One SGD step on ``loss_module.init_loss``; returns the (detached) loss."""
+        batch = self._prepare_inputs(batch)
+        with self.autocast_smart_context_manager():
+            x = batch["pixel_values"]
+            student_out = self.distiller.student(pixel_values=x, output_hidden_states=True)
+            value = loss_module.init_loss(student_out, self.distiller.teacher_forward(x, True))
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        # The model is not wrapped by DDP yet: gradients are averaged across processes by hand.
+        if dist.is_available() and dist.is_initialized():
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= dist.get_world_size()
+        optimizer.step()
+        return value.detach()
 
     # ---------------------------------------------------------------- saving and resuming
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -402,7 +412,4 @@ class DistillationTrainer(Trainer):
                 f"it was written for another student/method. Resume with the same config."
             )
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 

@@ -111,13 +111,14 @@ def test_only_the_main_process_reports(capsys, monkeypatch):
             return self.main
 
     import icd_hf.experiment
+    from icd_hf.runs import ModelRecord, RunMetrics, RunResults
 
     monkeypatch.delenv("RANK")
     for main, printed in ((False, False), (True, True)):
         fake = type("E", (), {"trainer": _Trainer(main)})()
         monkeypatch.setattr(icd_hf.experiment, "prepare_experiment", lambda cfg, fake=fake: fake)
         monkeypatch.setattr(icd_hf.experiment, "execute_experiment",
-                            lambda exp, command=None: {"metrics": {"top1": 1.0}})
+                            lambda exp, command=None: RunResults("vanilla", ModelRecord("resnet8"), RunMetrics(1.0)))
         assert run_from_argv(["--method", "vanilla", "--dataset", "digits"], prog="distill.py") == 0
         out = capsys.readouterr().out
         assert ('"top1": 1.0' in out) is printed

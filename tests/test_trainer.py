@@ -13,7 +13,8 @@ from transformers import AutoModelForImageClassification
 
 from icd_hf.distiller import Distiller
 from icd_hf.losses import list_losses
-from icd_hf.trainer import DistillationTrainer, accuracy_metrics
+from icd_hf.metrics import accuracy_metrics
+from icd_hf.trainer import DistillationTrainer
 
 METHOD_KWARGS = {"crd": {"nce_k": 32}}  # num_data comes from the training set
 

@@ -126,7 +126,7 @@ def load_image_classifier(
         ValueError: a label-space mismatch, or a fresh architecture named as the teacher.
         OSError: neither a local folder nor a loadable Hub model (the message says which was tried).
     """
-    from ..evaluation.loading import resolve_model_dir
+    from ..runs import resolve_model_dir
 
     name = os.fspath(name_or_path)
     if not Path(name).exists() and name.startswith("timm/"):
