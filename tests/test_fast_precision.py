@@ -18,7 +18,7 @@ from icd_hf.fast import (
     choose_fast_path_precision,
     cpu_bf16_instructions,
 )
-from icd_hf.fast import speed as fast_speed
+from icd_hf.fast import device as fast_device
 from icd_hf.trainer import DistillationTrainer
 
 XEON_AMX = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})
@@ -31,7 +31,7 @@ def cpu_flags(monkeypatch):
     """Pretend to run on a CPU with the given /proc/cpuinfo flags (and no CUDA)."""
 
     def use(flags: frozenset[str]) -> None:
-        monkeypatch.setattr(fast_speed, "_cpu_flags", lambda: flags)
+        monkeypatch.setattr(fast_device, "_cpu_flags", lambda: flags)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
     return use

@@ -1,9 +1,11 @@
 """The fast path: data resident on the accelerator, on-device augmentation, channels_last, compile, fused SGD.
 
-``DeviceDataLoader`` replaces the CPU ``DataLoader`` + collator for image classification splits that fit in
-device memory (CIFAR, Tiny ImageNet); ``prepare_for_speed`` and ``build_sgd``/``sgd_kwargs`` set up the model
-and optimiser. Every piece is device-agnostic and tested on the CPU; the speed-up is on GPUs and on CPUs with
-native bf16 (AMX-BF16 / AVX512-BF16), where ``choose_fast_path_precision`` turns on bf16 autocast and channels_last.
+``DeviceDataLoader`` (``loader``, with ``augment``) replaces the CPU ``DataLoader`` + collator for image
+classification splits that fit in device memory (CIFAR, Tiny ImageNet); ``prepare_for_speed`` (``prepare``) and
+``build_sgd``/``sgd_kwargs`` (``optim``) set up the model and optimiser; ``device`` says what the device can do
+and ``precision`` picks the numeric mode. Every piece is device-agnostic and tested on the CPU; the speed-up is on
+GPUs and on CPUs with native bf16 (AMX-BF16 / AVX512-BF16), where ``choose_fast_path_precision`` turns on bf16
+autocast and channels_last.
 """
 
 from .augment import (
@@ -13,23 +15,11 @@ from .augment import (
     normalize_uint8_nhwc,
     sample_crop_flip_params,
 )
+from .device import bf16_supported, configure_cuda_backends, cpu_bf16_instructions, resolve_device, synchronize
 from .loader import DeviceDataLoader
-from .speed import (
-    FastPathPrecision,
-    autocast_context,
-    bf16_supported,
-    build_sgd,
-    channels_last_pays,
-    choose_fast_path_precision,
-    configure_cuda_backends,
-    cpu_bf16_instructions,
-    fused_sgd_available,
-    is_compiled,
-    prepare_for_speed,
-    resolve_device,
-    sgd_kwargs,
-    synchronize,
-)
+from .optim import build_sgd, fused_sgd_available, sgd_kwargs
+from .precision import FastPathPrecision, autocast_context, channels_last_pays, choose_fast_path_precision
+from .prepare import is_compiled, prepare_for_speed
 
 __all__ = [
     "DeviceDataLoader",
