@@ -424,6 +424,38 @@ def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def readme_summary(report: dict[str, Any]) -> str:
+    """The README's view of a saved report: images/s per path side by side with the ratios to the reference, the
+    cost split when measured, and what the numbers were measured on (generated, never typed)."""
+    rows: dict[str, dict[str, float]] = {}
+    for r in report["results"]:
+        key = f"{r['pair']} {r['method']}" if r.get("pair") else r["method"]
+        rows.setdefault(key, {})[r["path"]] = r["images_per_s"]
+    paths = [p for p in ("a", "b", "c") if any(p in v for v in rows.values())]
+    names = {"a": "(a) fast path", "b": "(b) Trainer", "c": "(c) reference"}
+    ratio_paths = [p for p in paths if p != "c"] if "c" in paths else []
+    lines = [
+        "| method | " + " | ".join(names[p] for p in paths) + "".join(f" | {p}/c" for p in ratio_paths) + " |",
+        "|---|" + "---:|" * (len(paths) + len(ratio_paths)),
+    ]
+    for key, ips in rows.items():
+        cells = [f"{ips[p]:,.0f} img/s" if p in ips else "–" for p in paths]
+        cells += [f"{ips[p] / ips['c']:.2f}" if p in ips and "c" in ips else "–" for p in ratio_paths]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    env, cfg = report["environment"], report["config"]
+    facts = [env["device"], f"batch {cfg['batch_size']}", f"{cfg['steps']} timed steps x {cfg.get('repeats', 1)}",
+             f"torch {env['torch']}", f"commit `{env['git_commit']}`"]
+    if "cpu_bf16" in env:
+        facts.append(f"native bf16: {env['cpu_bf16']}")
+    if env.get("load_average_1min"):
+        facts.append("1-min load average " + " → ".join(f"{v:.1f}" for v in env["load_average_1min"] if v is not None))
+    lines += ["", "Measured on " + ", ".join(facts) + "."]
+    if report.get("cost_split_ms_per_step"):
+        lines += ["", "Where a fast-path step goes (bare loop, phases timed one after another):", "",
+                  cost_split_table(report["cost_split_ms_per_step"])]
+    return "\n".join(lines)
+
+
 def parse_pairs(text: str | None, teacher: str, student: str) -> list[tuple[str, str]]:
     """``"wrn_40_2:wrn_16_2,resnet56:resnet20"`` -> pairs; ``None`` -> the single ``--teacher``/``--student``."""
     if not text:

@@ -141,3 +141,19 @@ def test_two_pairs_with_cost_split_end_to_end(throughput, capsys):
         assert all(v >= 0 for v in phases.values()) and phases["backward"] > 0 and phases["teacher"] > 0
     assert "cpu_bf16" in report["environment"] and len(report["environment"]["load_average_1min"]) == 2
     assert "| resnet14 -> resnet8 icd+kd | (a) icd-hf fast path" in capsys.readouterr().out
+
+
+def test_readme_summary_from_a_saved_report(throughput):
+    rows = [("kd", "a", 300.0), ("kd", "b", 150.0), ("kd", "c", 100.0), ("icd+kd", "a", 280.0), ("icd+kd", "c", 100.0)]
+    report = {
+        "results": [{"pair": "t -> s", "method": m, "path": p, "images_per_s": v} for m, p, v in rows],
+        "environment": {"device": "cpu (x86_64, 2 cores)", "torch": "2.14.1", "git_commit": "abc1234",
+                        "cpu_bf16": "AMX-BF16", "load_average_1min": [0.1, 0.3]},
+        "config": {"batch_size": 64, "steps": 8, "repeats": 2},
+        "cost_split_ms_per_step": {"t -> s kd": dict(zip(throughput.COST_PHASES, [1, 2, 3, 0, 4, 0]))},
+    }
+    text = throughput.readme_summary(report)
+    assert "| t -> s kd | 300 img/s | 150 img/s | 100 img/s | 3.00 | 1.50 |" in text
+    assert "| t -> s icd+kd | 280 img/s | – | 100 img/s | 2.80 | – |" in text
+    assert "native bf16: AMX-BF16, 1-min load average 0.1 → 0.3." in text
+    assert "| t -> s kd | 1.0 ms (10%) |" in text
