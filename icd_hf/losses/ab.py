@@ -50,19 +50,20 @@ class ABLoss(StagewiseLoss):
     """
 
     name = "ab"
-    stage_preact = True  # the activation boundaries are the signs of the pre-ReLU responses
-    needs_hidden_states = True
     init_epochs = 30
     default_weight = 1.0
-    paper_name = "AB"
-    description = "transfer the activation boundaries (pre-ReLU signs) of the teacher's hidden neurons."
-    table_order = 8
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{heo2019knowledge,
   title     = {Knowledge Transfer via Distillation of Activation Boundaries Formed by Hidden Neurons},
   author    = {Heo, Byeongho and Lee, Minsik and Yun, Sangdoo and Choi, Jin Young},
   booktitle = {AAAI Conference on Artificial Intelligence},
   year      = {2019}
 }"""
+    paper_name = "AB"
+    description = "transfer the activation boundaries (pre-ReLU signs) of the teacher's hidden neurons."
+    table_order = 8
+    stage_preact = True  # the activation boundaries are the signs of the pre-ReLU responses
 
     def __init__(
         self,

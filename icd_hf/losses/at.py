@@ -40,12 +40,10 @@ class ATLoss(StagewiseLoss):
     """
 
     name = "at"
-    needs_hidden_states = True
     needs_spatial_maps = True
     default_weight = 1000.0
-    paper_name = "AT"
-    description = "match the spatial attention maps of the intermediate stages."
-    table_order = 2
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{zagoruyko2017paying,
   title     = {Paying More Attention to Attention: Improving the Performance of Convolutional Neural
                Networks via Attention Transfer},
@@ -53,6 +51,9 @@ class ATLoss(StagewiseLoss):
   booktitle = {International Conference on Learning Representations (ICLR)},
   year      = {2017}
 }"""
+    paper_name = "AT"
+    description = "match the spatial attention maps of the intermediate stages."
+    table_order = 2
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, p: float = 2.0) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -30,9 +30,8 @@ class CCLoss(DistillationLoss):
 
     name = "cc"
     default_weight = 0.02
-    paper_name = "CC"
-    description = "match the correlations between the embeddings of the images of a batch."
-    table_order = 4
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{peng2019correlation,
   title     = {Correlation Congruence for Knowledge Distillation},
   author    = {Peng, Baoyun and Jin, Xiao and Liu, Jiaheng and Zhou, Shunfeng and Wu, Yichao and Liu, Yu and
@@ -40,6 +39,9 @@ class CCLoss(DistillationLoss):
   booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
   year      = {2019}
 }"""
+    paper_name = "CC"
+    description = "match the correlations between the embeddings of the images of a batch."
+    table_order = 4
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, embed_dim: int = 128) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -143,15 +143,17 @@ class CrdLoss(DistillationLoss):
     name = "crd"
     needs_index = True
     default_weight = 0.8
-    paper_name = "CRD"
-    description = "a contrastive loss between student and teacher embeddings with a memory bank of negatives."
-    table_order = 12
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{tian2020contrastive,
   title     = {Contrastive Representation Distillation},
   author    = {Tian, Yonglong and Krishnan, Dilip and Isola, Phillip},
   booktitle = {International Conference on Learning Representations (ICLR)},
   year      = {2020}
 }"""
+    paper_name = "CRD"
+    description = "a contrastive loss between student and teacher embeddings with a memory bank of negatives."
+    table_order = 12
 
     def __init__(
         self,

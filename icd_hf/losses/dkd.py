@@ -47,15 +47,17 @@ class DkdLoss(DistillationLoss):
 
     name = "dkd"
     default_weight = 1.0
-    paper_name = "DKD"
-    description = "KD decoupled into target-class and non-target-class terms with separate weights."
-    table_order = 13
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{zhao2022decoupled,
   title     = {Decoupled Knowledge Distillation},
   author    = {Zhao, Borui and Cui, Quan and Song, Renjie and Qiu, Yiyu and Liang, Jiajun},
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2022}
 }"""
+    paper_name = "DKD"
+    description = "KD decoupled into target-class and non-target-class terms with separate weights."
+    table_order = 13
 
     def __init__(
         self,

@@ -80,9 +80,8 @@ class FitNetLoss(DistillationLoss):
     name = "fitnet"
     needs_hidden_states = True
     default_weight = 100.0
-    paper_name = "FitNet"
-    description = "the student regresses a middle teacher feature map from its own (hint learning)."
-    table_order = 1
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{romero2015fitnets,
   title     = {FitNets: Hints for Thin Deep Nets},
   author    = {Romero, Adriana and Ballas, Nicolas and Kahou, Samira Ebrahimi and Chassang, Antoine and
@@ -90,6 +89,9 @@ class FitNetLoss(DistillationLoss):
   booktitle = {International Conference on Learning Representations (ICLR)},
   year      = {2015}
 }"""
+    paper_name = "FitNet"
+    description = "the student regresses a middle teacher feature map from its own (hint learning)."
+    table_order = 1
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, hint_layer: int = 2) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -43,14 +43,11 @@ class FSPLoss(StagewiseLoss):
     """
 
     name = "fsp"
-    stage_start = 0  # the stem map takes part: its flow into the first stage is the first term
-    needs_hidden_states = True
     needs_spatial_maps = True
     init_epochs = 30
     default_weight = 50.0
-    paper_name = "FSP"
-    description = "match the flow-of-solution (Gram) matrices between consecutive stages."
-    table_order = 10
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{yim2017gift,
   title     = {A Gift from Knowledge Distillation: Fast Optimization, Network Minimization and Transfer
                Learning},
@@ -58,6 +55,10 @@ class FSPLoss(StagewiseLoss):
   booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2017}
 }"""
+    paper_name = "FSP"
+    description = "match the flow-of-solution (Gram) matrices between consecutive stages."
+    table_order = 10
+    stage_start = 0  # the stem map takes part: its flow into the first stage is the first term
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, main_stage: bool = False) -> None:
         super().__init__(student_spec, teacher_spec)

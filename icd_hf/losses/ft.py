@@ -75,15 +75,17 @@ class FTLoss(DistillationLoss):
     needs_hidden_states = True
     init_epochs = 30
     default_weight = 200.0
-    paper_name = "FT"
-    description = "match the factors a paraphraser extracts from the teacher's last feature map."
-    table_order = 9
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{kim2018paraphrasing,
   title     = {Paraphrasing Complex Network: Network Compression via Factor Transfer},
   author    = {Kim, Jangho and Park, SeongUk and Kwak, Nojun},
   booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
   year      = {2018}
 }"""
+    paper_name = "FT"
+    description = "match the factors a paraphraser extracts from the teacher's last feature map."
+    table_order = 9
 
     def __init__(
         self,

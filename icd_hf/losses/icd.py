@@ -54,6 +54,14 @@ class IcdLoss(DistillationLoss):
 
     name = "icd"
     default_weight = 1.0
+
+    # The paper, and how the cards and results tables present the method.
+    bibtex = """@article{giakoumoglou2024invariant,
+  title   = {Invariant Consistency for Knowledge Distillation},
+  author  = {Giakoumoglou, Nikolaos and Stathaki, Tania},
+  journal = {arXiv preprint arXiv:2407.11802},
+  year    = {2024}
+}"""
     paper_name = "ICD"
     full_name = "Invariant Consistency Distillation"
     description = (
@@ -62,12 +70,6 @@ class IcdLoss(DistillationLoss):
         "invariance penalty that keeps the student's representation consistent with the teacher's."
     )
     table_order = 14
-    bibtex = """@article{giakoumoglou2024invariant,
-  title   = {Invariant Consistency for Knowledge Distillation},
-  author  = {Giakoumoglou, Nikolaos and Stathaki, Tania},
-  journal = {arXiv preprint arXiv:2407.11802},
-  year    = {2024}
-}"""
 
     def __init__(
         self,

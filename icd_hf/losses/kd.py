@@ -27,15 +27,17 @@ class KdLoss(DistillationLoss):
 
     name = "kd"
     default_weight = 0.9
-    paper_name = "KD"
-    description = "KL divergence between the temperature-softened class probabilities of teacher and student."
-    table_order = 0
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@article{hinton2015distilling,
   title   = {Distilling the Knowledge in a Neural Network},
   author  = {Hinton, Geoffrey and Vinyals, Oriol and Dean, Jeff},
   journal = {arXiv preprint arXiv:1503.02531},
   year    = {2015}
 }"""
+    paper_name = "KD"
+    description = "KL divergence between the temperature-softened class probabilities of teacher and student."
+    table_order = 0
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, temperature: float = 4.0) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -43,18 +43,19 @@ class NSTLoss(StagewiseLoss):
     """
 
     name = "nst"
-    needs_hidden_states = True
     needs_spatial_maps = True
     default_weight = 50.0
-    paper_name = "NST"
-    description = "match the neuron-selectivity distributions of the feature maps with an MMD."
-    table_order = 11
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@article{huang2017like,
   title   = {Like What You Like: Knowledge Distill via Neuron Selectivity Transfer},
   author  = {Huang, Zehao and Wang, Naiyan},
   journal = {arXiv preprint arXiv:1707.01219},
   year    = {2017}
 }"""
+    paper_name = "NST"
+    description = "match the neuron-selectivity distributions of the feature maps with an MMD."
+    table_order = 11
 
     def stage_term(self, index: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         with float32_math(f_s):

@@ -40,15 +40,17 @@ class PKTLoss(DistillationLoss):
 
     name = "pkt"
     default_weight = 30000.0
-    paper_name = "PKT"
-    description = "match the probability distributions of pairwise embedding similarities."
-    table_order = 7
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{passalis2018learning,
   title     = {Learning Deep Representations with Probabilistic Knowledge Transfer},
   author    = {Passalis, Nikolaos and Tefas, Anastasios},
   booktitle = {European Conference on Computer Vision (ECCV)},
   year      = {2018}
 }"""
+    paper_name = "PKT"
+    description = "match the probability distributions of pairwise embedding similarities."
+    table_order = 7
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, eps: float = 1e-7) -> None:
         super().__init__(student_spec, teacher_spec)

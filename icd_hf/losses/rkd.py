@@ -50,15 +50,17 @@ class RKDLoss(DistillationLoss):
 
     name = "rkd"
     default_weight = 1.0
-    paper_name = "RKD"
-    description = "match the distance and angle relations between the embeddings of a batch."
-    table_order = 6
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{park2019relational,
   title     = {Relational Knowledge Distillation},
   author    = {Park, Wonpyo and Kim, Dongju and Lu, Yan and Cho, Minsu},
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2019}
 }"""
+    paper_name = "RKD"
+    description = "match the distance and angle relations between the embeddings of a batch."
+    table_order = 6
 
     def __init__(
         self,

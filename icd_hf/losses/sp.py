@@ -27,15 +27,17 @@ class SPLoss(DistillationLoss):
     name = "sp"
     needs_hidden_states = True
     default_weight = 3000.0
-    paper_name = "SP"
-    description = "match the batch similarity matrices of the last feature maps."
-    table_order = 3
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{tung2019similarity,
   title     = {Similarity-Preserving Knowledge Distillation},
   author    = {Tung, Frederick and Mori, Greg},
   booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
   year      = {2019}
 }"""
+    paper_name = "SP"
+    description = "match the batch similarity matrices of the last feature maps."
+    table_order = 3
 
     def compute(
         self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext

@@ -64,17 +64,18 @@ class VIDLoss(StagewiseLoss):
     """
 
     name = "vid"
-    needs_hidden_states = True
     default_weight = 1.0
-    paper_name = "VID"
-    description = "maximise a variational lower bound on the mutual information of teacher and student features."
-    table_order = 5
+
+    # The paper, and how the cards and results tables present the method.
     bibtex = """@inproceedings{ahn2019variational,
   title     = {Variational Information Distillation for Knowledge Transfer},
   author    = {Ahn, Sungsoo and Hu, Shell Xu and Damianou, Andreas and Lawrence, Neil D. and Dai, Zhenwen},
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2019}
 }"""
+    paper_name = "VID"
+    description = "maximise a variational lower bound on the mutual information of teacher and student features."
+    table_order = 5
 
     def __init__(
         self,
