@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import transformers
 import transformers.trainer
-from trainer_helpers import ClassBlobs, tiny_args, tiny_pair
+from trainer_helpers import ClassBlobs, fast_path_trainer, tiny_args, tiny_pair
 
 from icd_hf.trainer import INIT_STAGE_MARKER, DistillationTrainer
 
@@ -110,17 +109,6 @@ print("\\n".join(changed))
     assert out.stdout.strip() == ""
 
 
-def _fast_trainer(tmp_path) -> DistillationTrainer:
-    data = ClassBlobs()
-    images = ((data.images - data.images.min()) / (data.images.max() - data.images.min()) * 255).to(torch.uint8)
-    student, teacher = tiny_pair()
-    trainer = DistillationTrainer(
-        model=student, teacher=teacher, method="kd", args=tiny_args(tmp_path, fast_path=True), train_dataset=data
-    )
-    trainer.enable_fast_path(images.permute(0, 2, 3, 1), data.labels, (0.5,) * 3, (0.25,) * 3)
-    return trainer
-
-
 def test_the_fast_path_resume_hook_is_scoped_to_its_training(tmp_path, monkeypatch):
     original = transformers.trainer.skip_first_batches
     seen = []
@@ -131,7 +119,7 @@ def test_the_fast_path_resume_hook_is_scoped_to_its_training(tmp_path, monkeypat
         return inner(self, *args, **kwargs)
 
     monkeypatch.setattr(DistillationTrainer, "_inner_training_loop", spy)
-    trainer = _fast_trainer(tmp_path)
+    trainer, _ = fast_path_trainer(tmp_path, method="kd")
     assert transformers.trainer.skip_first_batches is original  # enabling the fast path patches nothing
     trainer.train()
     assert transformers.trainer.skip_first_batches is original  # and training restores it

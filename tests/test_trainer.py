@@ -8,7 +8,7 @@ import math
 import pytest
 import safetensors.torch
 import torch
-from trainer_helpers import ClassBlobs, tiny_args, tiny_pair
+from trainer_helpers import ClassBlobs, fast_path_trainer, tiny_args, tiny_pair
 from transformers import AutoModelForImageClassification
 
 from icd_hf.distiller import Distiller
@@ -220,13 +220,7 @@ def test_fast_path_distiller_gives_the_plain_loss_and_gradients(method, tmp_path
 def test_fast_path_trainer_trains_from_the_device_loader(tmp_path):
     from icd_hf.fast import DeviceDataLoader
 
-    data = ClassBlobs()
-    images = ((data.images - data.images.min()) / (data.images.max() - data.images.min()) * 255).to(torch.uint8)
-    student, teacher = tiny_pair()
-    trainer = DistillationTrainer(
-        model=student, teacher=teacher, method="icd+kd", args=tiny_args(tmp_path, fast_path=True), train_dataset=data
-    )
-    trainer.enable_fast_path(images.permute(0, 2, 3, 1), data.labels, (0.5,) * 3, (0.25,) * 3)
+    trainer, student = fast_path_trainer(tmp_path)
     loader = trainer.get_train_dataloader()
     assert isinstance(loader, DeviceDataLoader) and len(loader) == 4
     before = _snapshot(student)

@@ -51,3 +51,18 @@ def tiny_args(output_dir, **overrides) -> DistillationTrainingArguments:
     )
     values.update(overrides)
     return DistillationTrainingArguments(**values)
+
+
+def fast_path_trainer(output_dir, method: str = "icd+kd"):
+    """A ``DistillationTrainer`` of a resnet8 pair on ``ClassBlobs`` with the fast path on (uint8 copy of the data
+    on the device); returns ``(trainer, student)``."""
+    from icd_hf.trainer import DistillationTrainer
+
+    data = ClassBlobs()
+    images = ((data.images - data.images.min()) / (data.images.max() - data.images.min()) * 255).to(torch.uint8)
+    student, teacher = tiny_pair()
+    trainer = DistillationTrainer(
+        model=student, teacher=teacher, method=method, args=tiny_args(output_dir, fast_path=True), train_dataset=data
+    )
+    trainer.enable_fast_path(images.permute(0, 2, 3, 1), data.labels, (0.5,) * 3, (0.25,) * 3)
+    return trainer, student
