@@ -31,14 +31,8 @@ FeatureMap = tuple[torch.Tensor, torch.Tensor]
 
 class ZooPreTrainedModel(PreTrainedModel):
     """Base class of the CIFAR zoo models and the timm wrapper: an image classifier emitting the features the
-    distillation losses read. The output contract, for every model, is ``DistillationModelOutput``:
-
-    - ``logits``: ``(B, num_labels)``, the classifier applied to ``pooler_output``;
-    - ``pooler_output``: the pre-logits vector ``(B, D)`` (``forward_head(features, pre_logits=True)``), always;
-    - ``hidden_states`` (only with ``output_hidden_states``): the stem map, then one map per stage, ``(B, C, H, W)``
-      each, after the activation (RepDistiller's ``is_feat`` list without the pooled vector);
-    - ``preact_hidden_states`` (with ``hidden_states``): the same maps before their final activation (AB reads
-      them); equal to ``hidden_states`` where a map has no activation of its own.
+    distillation losses read. ``forward`` is written here once and returns a ``DistillationModelOutput``, whose
+    docstring is the output contract (logits, pooled vector, stem and stage maps before and after activation).
 
     The forward pass is split as timm's models are. ``forward_features(pixel_values, feature_maps)`` runs the stem
     and the stages and returns the map the head pools (collecting one ``(map, pre-activation)`` pair per stem and
