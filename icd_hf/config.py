@@ -576,7 +576,8 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     if not cfg.teacher_checkpoint and looks_like_checkpoint(cfg.teacher):
         # --teacher microsoft/resnet-50, a run folder, timm/<name>.<tag>: the name is the checkpoint.
         cfg.teacher_checkpoint = cfg.teacher
-    if cfg.method_spec().needs_teacher and not cfg.teacher_checkpoint:
+    needs_teacher = cfg.method_spec().needs_teacher
+    if needs_teacher and not cfg.teacher_checkpoint:
         raise ConfigError(
             f"Method {cfg.method!r} needs a trained teacher: set `teacher_checkpoint` to a directory or Hub id "
             f"(train one with recipes/train_teacher.py), or use method 'vanilla'."
@@ -584,7 +585,7 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise ConfigError("push_to_hub is set but hub_model_id is not: pass --hub_model_id org/name.")
     if cfg.output_dir is None:
-        cfg.output_dir = default_output_dir(cfg.student, cfg.teacher, cfg.method, cfg.tag)
+        cfg.output_dir = default_output_dir(cfg.student, cfg.teacher, cfg.method, cfg.tag, needs_teacher=needs_teacher)
     return cfg
 
 

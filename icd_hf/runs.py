@@ -329,17 +329,23 @@ def pair_dirname(teacher: str, student: str) -> str:
 
 
 def default_output_dir(
-    student: str, teacher: str | None, method: str, tag: str | None = None, root: str | Path = RUNS_ROOT
+    student: str,
+    teacher: str | None,
+    method: str,
+    tag: str | None = None,
+    root: str | Path = RUNS_ROOT,
+    *,
+    needs_teacher: bool = True,
 ) -> str:
     """Where a run goes when ``output_dir`` is not given, so that two different runs never share a folder.
 
     ``runs/<teacher>__<student>/<method>[-<tag>]`` for a student (the vanilla baseline of a pair included),
     ``runs/teachers/<student>[-<tag>]`` for a model trained from labels alone without a teacher named (a
     teacher run, where the pair configs' ``teacher_checkpoint: runs/teachers/<name>/student`` looks for it).
+    ``needs_teacher`` is the method's ``MethodSpec.needs_teacher`` (the caller resolves it: this module stays
+    below the losses).
     """
-    from .losses.presets import resolve_method  # the method's own answer to "does it need a teacher?"
-
-    if teacher is None and not resolve_method(method).needs_teacher:
+    if teacher is None and not needs_teacher:
         name = _slug(student) + (f"-{_slug(tag)}" if tag else "")
         return str(Path(root) / TEACHERS_DIRNAME / name)
     return str(Path(root) / pair_dirname(teacher or "none", student) / method_dirname(method, tag))

@@ -31,7 +31,7 @@ def sweep_root(config_path: str | None, overrides: dict[str, Any]) -> Path:
     """The pair's folder: ``output_dir`` when given, else ``runs/<teacher>__<student>``; each method's run goes
     into ``<root>/<method>[-<tag>]``, the same folder ``distill.py --method <method>`` uses by default."""
     base = load_config(config_path, {**overrides, "method": "vanilla"})
-    if base.output_dir != default_output_dir(base.student, base.teacher, "vanilla", base.tag):
+    if base.output_dir != default_output_dir(base.student, base.teacher, "vanilla", base.tag, needs_teacher=False):
         return Path(base.output_dir)
     return Path(RUNS_ROOT) / pair_dirname(base.teacher or "none", base.student)
 

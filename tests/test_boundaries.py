@@ -89,6 +89,40 @@ def test_no_two_modules_import_each_other():
     assert _cycles(graph) == []  # ...and no cycle, function-level imports included
 
 
+# The layers of ARCHITECTURE.md: what each part of the package may import from the rest of it (itself always).
+LAYERS = {
+    "icd_hf.version": (),
+    "icd_hf.hub_ids": (),
+    "icd_hf.metrics": (),
+    "icd_hf.runs": (),
+    "icd_hf.fast": (),
+    "icd_hf.data": ("icd_hf.hub_ids",),
+    "icd_hf.models": ("icd_hf.runs", "icd_hf.hub_ids"),
+    "icd_hf.losses": ("icd_hf.models.modeling_outputs",),
+    "icd_hf.paper": ("icd_hf.losses",),
+    "icd_hf.distiller": ("icd_hf.losses", "icd_hf.models"),
+    "icd_hf.trainer": ("icd_hf.distiller", "icd_hf.losses", "icd_hf.metrics", "icd_hf.fast", "icd_hf.models"),
+    "icd_hf.hub": ("icd_hf.runs", "icd_hf.paper", "icd_hf.losses", "icd_hf.data.info", "icd_hf.hub_ids",
+                   "icd_hf.version"),
+    "icd_hf.evaluation": ("icd_hf.runs", "icd_hf.paper", "icd_hf.losses.presets", "icd_hf.models", "icd_hf.data"),
+}
+
+
+def _part(module: str) -> str | None:
+    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+
+
+def test_every_part_imports_only_the_layers_below_it():
+    wrong = []
+    for module, targets in import_graph().items():
+        part = _part(module)
+        if part is None:  # the orchestration on top (config, experiment, sweep, cli...) may use everything
+            continue
+        allowed = (part, *LAYERS[part])
+        wrong += [f"{module} -> {t}" for t in targets if not any(t == a or t.startswith(a + ".") for a in allowed)]
+    assert wrong == []
+
+
 def test_the_cycle_check_sees_function_level_imports():
     graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert _cycles(graph) == [["a", "b"]]
