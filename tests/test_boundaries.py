@@ -8,6 +8,7 @@ import ast
 import inspect
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,22 @@ def test_private_trainer_attributes_still_exist(tmp_path):
     source = inspect.getsource(transformers.Trainer)
     for name in PRIVATE_NAMES_USED:
         assert hasattr(trainer, name) or f"self.{name}" in source, name
+
+
+def test_architecture_md_names_what_exists():
+    """ARCHITECTURE.md stays true to the code: every file, folder and class it names is there."""
+    root = PACKAGE.parent
+    text = (root / "ARCHITECTURE.md").read_text()
+    for ref in set(re.findall(r"`([\w/]+(?:\.py|/))(?:::(\w+))?`", text)):
+        path, name = ref
+        candidates = [root / path, PACKAGE / path, *(root / part / path for part in ("recipes", "benchmarks"))]
+        if "/" not in path.rstrip("/"):  # a file named inside its folder's sentence (`presets.py` of losses/)
+            candidates += sorted(PACKAGE.rglob(path.rstrip("/")))
+        found = next((c for c in candidates if c.exists()), None)
+        assert found is not None, f"ARCHITECTURE.md names {path}, which does not exist"
+        if name:
+            assert re.search(rf"^(class|def) {name}\b", found.read_text(), re.M), f"{path} has no {name}"
+    for decorator in ("register_loss", "register_model", "register_layout"):
+        assert f"@{decorator}" in text
+    for name in ("StagewiseLoss", "ZooPreTrainedModel", "ZooConfig", "RunResults", "DataSource", "KnownDataset"):
+        assert name in text
