@@ -4,7 +4,7 @@
     python benchmarks/cpu_budget.py export-teacher runs/cpu_budget/teachers/resnet56 \
         benchmarks/teachers/resnet56-cpu-budget
     python benchmarks/cpu_budget.py collect     # kept runs -> cifar100_cpu_budget.json + the README table
-    python benchmarks/cpu_budget.py check       # exit 1 when README.md disagrees with the kept runs
+    python benchmarks/cpu_budget.py check       # exit 1 when the summary or README.md disagree with the kept runs
 
 ``benchmarks/cpu_budget.sh`` runs the whole protocol. Each finished run's ``results.json`` is kept as
 ``benchmarks/results/cifar100_cpu_budget/<name>.json``; the summary and the README table are generated from
@@ -199,6 +199,21 @@ def collect(kept_dir: Path = KEPT_RUNS, summary_path: Path = SUMMARY, readme: Pa
     return summary
 
 
+def _run_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a summary says about the runs, without the paper's column (read from ../shared/paper, which a clean
+    checkout elsewhere may lack)."""
+    return {
+        "teacher": summary.get("teacher"),
+        "students": [{k: v for k, v in m.items() if k != "paper_240_epochs_top1"} for m in summary["students"]],
+        "bf16_check": summary.get("bf16_check"),
+    }
+
+
+def summary_matches_runs(kept_dir: Path = KEPT_RUNS, summary_path: Path = SUMMARY) -> bool:
+    """Whether the committed summary is the one the kept runs give (a kept run was added without ``collect``)."""
+    return _run_fields(json.loads(summary_path.read_text())) == _run_fields(summarise(kept_dir))
+
+
 def readme_matches(summary_path: Path = SUMMARY, readme: Path = README) -> bool:
     """Whether the README's table is the one the committed summary generates (no drift, no hand edits)."""
     summary = json.loads(summary_path.read_text())
@@ -219,6 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(export_teacher(args.run_dir, args.out_dir))
     elif args.command == "collect":
         print(markdown_table(collect(paper_dir=args.paper_dir)))
+    elif not summary_matches_runs():
+        print("benchmarks/results/cifar100_cpu_budget.json is not what the kept runs give: run "
+              "`python benchmarks/cpu_budget.py collect`", file=sys.stderr)
+        return 1
     elif not readme_matches():
         print("README.md's CPU-budget table differs from benchmarks/results/cifar100_cpu_budget.json: run "
               "`python benchmarks/cpu_budget.py collect`", file=sys.stderr)

@@ -27,12 +27,21 @@ publish() {  # publish PATH... : copy into COMMIT_TO and commit there
   echo "commit of $* failed" >&2
 }
 
+collect() {  # regenerate the summary JSON and the README table from the kept runs, and commit them
+  local repo=${COMMIT_TO:-.}
+  (cd "$repo" && PYTHONPATH="$PWD" python benchmarks/cpu_budget.py collect > /dev/null &&
+    git add -- README.md benchmarks/results/cifar100_cpu_budget.json &&
+    git commit -q -m "cpu budget: summary and README table" -- README.md benchmarks/results/cifar100_cpu_budget.json) ||
+    echo "collect failed: run python benchmarks/cpu_budget.py collect in $repo" >&2
+}
+
 if [ ! -f "$TEACHER/model.safetensors" ]; then
   [ -f "$RUNS/teachers/resnet56/results.json" ] ||
     python recipes/train_teacher.py --config $CFG/teacher_resnet56.yaml --data_dir "$DATA"
   python benchmarks/cpu_budget.py export-teacher "$RUNS/teachers/resnet56" "$TEACHER"
   cp "$RUNS/teachers/resnet56/results.json" "$KEEP/teacher_resnet56.json"
   publish "$TEACHER" "$KEEP/teacher_resnet56.json"
+  collect
 fi
 
 THROUGHPUT=benchmarks/results/throughput_cpu.json
@@ -50,6 +59,7 @@ for method in $METHODS; do
     --output_dir "$RUNS/resnet56__resnet20/$name"
   cp "$RUNS/resnet56__resnet20/$name/results.json" "$KEEP/resnet20_$name.json"
   publish "$KEEP/resnet20_$name.json"
+  collect
 done
 
 for precision in fp32 bf16; do
@@ -58,4 +68,5 @@ for precision in fp32 bf16; do
     --training.bf16 "$([ $precision = bf16 ] && echo true || echo false)" --output_dir "$RUNS/bf16_check/$precision"
   cp "$RUNS/bf16_check/$precision/results.json" "$KEEP/bf16_check_$precision.json"
   publish "$KEEP/bf16_check_$precision.json"
+  collect
 done

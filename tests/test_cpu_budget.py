@@ -137,7 +137,18 @@ def test_collect_fills_the_readme_and_check_catches_drift(cpu_budget, tmp_path):
 def test_committed_readme_matches_committed_results(cpu_budget):
     if not cpu_budget.SUMMARY.is_file():
         pytest.skip("no CPU-budget run has finished yet (benchmarks/results/cifar100_cpu_budget.json)")
+    assert cpu_budget.summary_matches_runs(), "run `python benchmarks/cpu_budget.py collect`"
     assert cpu_budget.readme_matches(), "run `python benchmarks/cpu_budget.py collect`"
+
+
+def test_a_kept_run_added_without_collect_is_caught(cpu_budget, tmp_path):
+    kept, summary_path = _kept(tmp_path), tmp_path / "summary.json"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{cpu_budget.BEGIN}\n{cpu_budget.END}\n")
+    cpu_budget.collect(kept, summary_path, readme, _paper(tmp_path))
+    assert cpu_budget.summary_matches_runs(kept, summary_path)
+    (kept / "resnet20_dkd.json").write_text(json.dumps(_results("dkd", 41.0)))
+    assert not cpu_budget.summary_matches_runs(kept, summary_path)
 
 
 def test_export_teacher_writes_fp16_that_load_model_upcasts(cpu_budget, tmp_path):
