@@ -50,6 +50,9 @@ if [ "${SKIP_THROUGHPUT:-0}" != 1 ] && ! grep -q '"pairs": "wrn_40_2:wrn_16_2,re
     --pairs wrn_40_2:wrn_16_2,resnet56:resnet20 --methods kd,icd+kd,crd+kd --paths a,b,c \
     --steps 8 --warmup 3 --repeats 2 --num_workers 2 --cost_split --json "$THROUGHPUT"
   publish "$THROUGHPUT"
+  (cd "${COMMIT_TO:-.}" && PYTHONPATH="$PWD" python benchmarks/throughput.py --render_readme > /dev/null &&
+    git commit -q -m "README: CPU throughput block from $THROUGHPUT" -- README.md) ||
+    echo "README render failed: run python benchmarks/throughput.py --render_readme" >&2
 fi
 
 for method in $METHODS; do

@@ -456,6 +456,28 @@ def readme_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_REPORT = Path(__file__).resolve().parent / "results" / "throughput_cpu.json"
+README_BEGIN = "<!-- throughput-cpu:begin (python benchmarks/throughput.py --render_readme) -->"
+README_END = "<!-- throughput-cpu:end -->"
+
+
+def render_readme(report_path: Path = README_REPORT, readme: Path = README, *, check: bool = False) -> bool:
+    """Put ``readme_summary`` of the committed report between the README's markers (``check``: only compare).
+
+    Returns whether the README already showed it.
+    """
+    text = readme.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block")
+    block = f"{README_BEGIN}\n{readme_summary(json.loads(report_path.read_text()))}\n{README_END}"
+    current = text[start:end + len(README_END)] == block
+    if not check and not current:
+        readme.write_text(text[:start] + block + text[end + len(README_END):])
+    return current
+
+
 def parse_pairs(text: str | None, teacher: str, student: str) -> list[tuple[str, str]]:
     """``"wrn_40_2:wrn_16_2,resnet56:resnet20"`` -> pairs; ``None`` -> the single ``--teacher``/``--student``."""
     if not text:
@@ -499,6 +521,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="measure each (method, path) this many times, paths interleaved; report the median")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--render_readme", nargs="?", const=str(README_REPORT), default=None, metavar="REPORT",
+                   help="measure nothing: render a saved report (default the committed CPU one) into README.md")
     cfg = p.parse_args(argv)
     unknown = sorted(set(cfg.paths.split(",")) - set(PATHS))
     if unknown:
@@ -541,6 +565,9 @@ def measure_method(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; prints a markdown table and returns (and optionally writes) the results."""
     cfg = parse_args(argv)
+    if cfg.render_readme:
+        render_readme(Path(cfg.render_readme))
+        return json.loads(Path(cfg.render_readme).read_text())
     device = resolve_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA device; use --device cpu")

@@ -157,3 +157,18 @@ def test_readme_summary_from_a_saved_report(throughput):
     assert "| t -> s icd+kd | 280 img/s | – | 100 img/s | 2.80 | – |" in text
     assert "native bf16: AMX-BF16, 1-min load average 0.1 → 0.3." in text
     assert "| t -> s kd | 1.0 ms (10%) |" in text
+
+
+def test_committed_readme_shows_the_committed_cpu_report(throughput):
+    assert throughput.render_readme(check=True), "run `python benchmarks/throughput.py --render_readme`"
+
+
+def test_render_readme_fills_and_checks_the_block(throughput, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{throughput.README_BEGIN}\nstale\n{throughput.README_END}\ny\n")
+    assert not throughput.render_readme(throughput.README_REPORT, readme, check=True)
+    assert "stale" in readme.read_text()  # check mode writes nothing
+    assert not throughput.render_readme(throughput.README_REPORT, readme)
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("x\n") and text.endswith("\ny\n") and "| kd |" in text
+    assert throughput.render_readme(throughput.README_REPORT, readme, check=True)
