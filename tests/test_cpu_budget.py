@@ -175,3 +175,42 @@ def test_export_teacher_writes_fp16_that_load_model_upcasts(cpu_budget, tmp_path
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(fp16(pixel_values=x).logits, fp32(pixel_values=x).logits, atol=2e-2, rtol=2e-2)
+
+
+TEACHER_DIR = ROOT / "benchmarks" / "teachers" / "resnet56-cpu-budget"
+
+
+def test_published_teacher_loads_in_float32_with_its_record():
+    from icd_hf.models import load_model
+    from icd_hf.runs import RunResults
+
+    if not (TEACHER_DIR / "model.safetensors").is_file():
+        pytest.skip("the protocol's teacher has not been published yet")
+    model = load_model(TEACHER_DIR, num_classes=100)
+    assert next(model.parameters()).dtype == torch.float32
+    assert model.config.num_labels == 100 and model.config.id2label[0] == "apple"
+    record = RunResults.read(TEACHER_DIR / "results.json")
+    assert record.student.name == "resnet56" and record.teacher is None
+    assert record.training["num_train_epochs"] == 6
+
+
+@pytest.mark.shared_data
+def test_published_teacher_reaches_its_recorded_accuracy_on_real_cifar100():
+    """The fp16 weights, upcast, classify the 10,000 test images as the trained fp32 model did (up to rounding)."""
+    from test_data import _unpacked_shared_data
+    from torch.utils.data import DataLoader
+
+    from icd_hf.data import build_datasets, collate_batch
+    from icd_hf.models import load_model
+    from icd_hf.runs import RunResults
+
+    if not (TEACHER_DIR / "model.safetensors").is_file():
+        pytest.skip("the protocol's teacher has not been published yet")
+    _, test_ds, _ = build_datasets("cifar100", data_dir=_unpacked_shared_data() / "cifar-100-python")
+    model = load_model(TEACHER_DIR, num_classes=100).eval()
+    correct = 0
+    with torch.inference_mode():
+        for batch in DataLoader(test_ds, batch_size=500, collate_fn=collate_batch):
+            correct += (model(pixel_values=batch["pixel_values"]).logits.argmax(-1) == batch["labels"]).sum().item()
+    recorded = RunResults.read(TEACHER_DIR / "results.json").metrics.top1
+    assert 100 * correct / len(test_ds) == pytest.approx(recorded, abs=0.15)
