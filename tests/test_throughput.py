@@ -164,11 +164,18 @@ def test_committed_readme_shows_the_committed_cpu_report(throughput):
 
 
 def test_render_readme_fills_and_checks_the_block(throughput, tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({
+        "results": [{"method": "kd", "path": p, "images_per_s": v} for p, v in (("a", 200.0), ("c", 100.0))],
+        "environment": {"device": "cpu", "torch": "2.14.1", "git_commit": "abc1234"},
+        "config": {"batch_size": 64, "steps": 8, "repeats": 2},
+    }))
     readme = tmp_path / "README.md"
-    readme.write_text(f"x\n{throughput.README_BEGIN}\nstale\n{throughput.README_END}\ny\n")
-    assert not throughput.render_readme(throughput.README_REPORT, readme, check=True)
-    assert "stale" in readme.read_text()  # check mode writes nothing
-    assert not throughput.render_readme(throughput.README_REPORT, readme)
+    readme.write_text(f"x\n{throughput.README_BEGIN}\nOLD BLOCK\n{throughput.README_END}\ny\n")
+    assert not throughput.render_readme(report, readme, check=True)
+    assert "OLD BLOCK" in readme.read_text()  # check mode writes nothing
+    assert not throughput.render_readme(report, readme)
     text = readme.read_text()
-    assert "stale" not in text and text.startswith("x\n") and text.endswith("\ny\n") and "| kd |" in text
-    assert throughput.render_readme(throughput.README_REPORT, readme, check=True)
+    assert "OLD BLOCK" not in text and text.startswith("x\n") and text.endswith("\ny\n")
+    assert "| kd | 200 img/s | 100 img/s | 2.00 |" in text
+    assert throughput.render_readme(report, readme, check=True)
