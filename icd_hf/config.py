@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 import yaml
 
-from .runs import default_output_dir
+from .runs import EXPORT_DIRNAME, default_output_dir
 
 if TYPE_CHECKING:
     from .losses.presets import MethodSpec
@@ -52,6 +52,14 @@ class ExperimentConfig:
     teacher_checkpoint: str | None = field(default=None, metadata=_help(
         "Directory or Hub id (org/name) with the trained teacher's weights (save_pretrained layout, e.g. a "
         "train_teacher.py run's student/ folder). Required by every method but vanilla."))
+    teachers: list[str] = field(default_factory=list, metadata={**_help(
+        "Ensemble distillation: two or more teachers instead of teacher/teacher_checkpoint, each a checkpoint "
+        "(run folder, save_pretrained folder, Hub id, timm/<name>.<tag>) or NAME=CHECKPOINT to check the "
+        "checkpoint's architecture; architectures may differ. On the command line: --teacher A --teacher B."),
+        "collects": "teacher"})
+    teacher_weighting: Literal["uniform", "confidence"] = field(default="uniform", metadata=_help(
+        "How an ensemble's teachers are weighted in every loss: uniform, or confidence (CA-MKD, Zhang et al., "
+        "ICASSP 2022: a teacher weighs more on a sample the lower its cross-entropy on the true label)."))
     method: str = field(default="icd+kd", metadata=_help(
         "vanilla, kd, icd, icd+kd, crd+kd, ... (a loss name, name+kd, or vanilla; see icd_hf.losses.presets)."))
     loss_overrides: dict[str, Any] = field(default_factory=dict, metadata=_help(
@@ -108,6 +116,22 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def teacher_sources(self) -> list[TeacherSource]:
+        """The teachers the method distils from, in order: the ``teachers`` of an ensemble, else the one
+        ``teacher_checkpoint``; empty when the method needs no teacher."""
+        if not self.method_spec().needs_teacher:
+            return []
+        if self.teachers:
+            return [parse_teacher_source(entry) for entry in self.teachers]
+        return [TeacherSource(self.teacher, self.teacher_checkpoint)] if self.teacher_checkpoint else []
+
+    @property
+    def teacher_label(self) -> str | None:
+        """The teacher's name in run folders and records: ``teacher``, or ``a+b`` for an ensemble."""
+        if self.teachers:
+            return "+".join(source.label for source in self.teacher_sources()) or None
+        return self.teacher
+
     def method_spec(self) -> MethodSpec:
         """The resolved method (``icd_hf.losses.presets``): its terms, weights, and whether it needs a teacher."""
         from .losses.presets import resolve_method
@@ -116,6 +140,54 @@ class ExperimentConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+# A flag given more than once that collects into a list field: --teacher a --teacher b -> teachers: [a, b].
+_COLLECTED = {f.metadata["collects"]: name for name, f in _FIELDS.items() if "collects" in f.metadata}
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """One teacher of a config: its weights (``checkpoint``) and, when given, the architecture they must hold."""
+
+    name: str | None
+    checkpoint: str
+
+    @property
+    def label(self) -> str:
+        """Its name for run folders and logs: ``name``, else the architecture its folder records, else the
+        folder's (a run folder's, for its ``student/``) or the Hub repository's name."""
+        return self.name or checkpoint_label(self.checkpoint)
+
+
+def parse_teacher_source(entry: str) -> TeacherSource:
+    """``"runs/x/student"`` or ``"resnet56=runs/x/student"`` (a zoo name checked against the checkpoint).
+
+    Raises:
+        ConfigError: an empty name or checkpoint around ``=``.
+    """
+    name, eq, checkpoint = entry.partition("=")
+    if not eq:
+        return TeacherSource(None, entry.strip())
+    if not name.strip() or not checkpoint.strip():
+        raise ConfigError(f"Teacher {entry!r}: write CHECKPOINT or NAME=CHECKPOINT (e.g. resnet56=runs/x/student).")
+    return TeacherSource(name.strip(), checkpoint.strip())
+
+
+def checkpoint_label(checkpoint: str) -> str:
+    """A teacher's name read from its checkpoint without loading it (see ``TeacherSource.label``)."""
+    import json
+
+    path = Path(checkpoint).expanduser()
+    for folder in (path, path / EXPORT_DIRNAME):
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        name = config.get("architecture_name") or config.get("model_name") if isinstance(config, dict) else None
+        if name:
+            return str(name)
+    if path.name == EXPORT_DIRNAME:
+        path = path.parent
+    return path.name or checkpoint
 
 # The CIFAR-100 recipe of the paper and the CRD benchmark.
 PAPER_TRAINING = {
@@ -464,6 +536,11 @@ def parse_overrides(argv: list[str], extra: Mapping[str, Any] | None = None) -> 
                 value = "true"
             else:
                 value = words if len(words) > 1 else words[0]
+        if key in _COLLECTED and (key in out or _COLLECTED[key] in out):
+            target = _COLLECTED[key]
+            earlier = [out.pop(key)] if key in out else []
+            out[target] = coerce([*out.get(target, []), *earlier, value], field_hint(target), f"--{key}")
+            continue
         out[key] = coerce(value, hint, f"--{key}")
     return out
 
@@ -483,6 +560,11 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     data: dict[str, Any] = {}
     if path is not None:
         data = read_config_file(Path(path))
+    if (overrides or {}).get("teachers"):
+        # An ensemble given on the command line replaces the config file's single teacher.
+        for key in ("teacher", "teacher_checkpoint"):
+            if key not in overrides:
+                data.pop(key, None)
     for key, value in (overrides or {}).items():
         key = key.replace("-", "_")
         if key == "config":
@@ -573,11 +655,12 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     _check_ranges(cfg)
     from .models.auto_classifier import looks_like_checkpoint
 
+    _check_teachers(cfg)
     if not cfg.teacher_checkpoint and looks_like_checkpoint(cfg.teacher):
         # --teacher microsoft/resnet-50, a run folder, timm/<name>.<tag>: the name is the checkpoint.
         cfg.teacher_checkpoint = cfg.teacher
     needs_teacher = cfg.method_spec().needs_teacher
-    if needs_teacher and not cfg.teacher_checkpoint:
+    if needs_teacher and not cfg.teacher_checkpoint and not cfg.teachers:
         raise ConfigError(
             f"Method {cfg.method!r} needs a trained teacher: set `teacher_checkpoint` to a directory or Hub id "
             f"(train one with recipes/train_teacher.py), or use method 'vanilla'."
@@ -585,8 +668,28 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise ConfigError("push_to_hub is set but hub_model_id is not: pass --hub_model_id org/name.")
     if cfg.output_dir is None:
-        cfg.output_dir = default_output_dir(cfg.student, cfg.teacher, cfg.method, cfg.tag, needs_teacher=needs_teacher)
+        cfg.output_dir = default_output_dir(
+            cfg.student, cfg.teacher_label, cfg.method, cfg.tag, needs_teacher=needs_teacher
+        )
     return cfg
+
+
+def _check_teachers(cfg: ExperimentConfig) -> None:
+    """An ensemble (``teachers``) excludes ``teacher``/``teacher_checkpoint``; a one-entry list is one teacher."""
+    if not cfg.teachers:
+        return
+    if cfg.teacher or cfg.teacher_checkpoint:
+        raise ConfigError(
+            "Set either teacher/teacher_checkpoint (one teacher) or teachers (an ensemble), not both: list every "
+            f"teacher under teachers ({cfg.teachers}), or drop it."
+        )
+    sources = [parse_teacher_source(entry) for entry in cfg.teachers]
+    checkpoints = [s.checkpoint for s in sources]
+    repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"teachers lists {repeated} more than once: an ensemble's teachers must differ.")
+    if len(sources) == 1:
+        cfg.teacher, cfg.teacher_checkpoint, cfg.teachers = sources[0].name, sources[0].checkpoint, []
 
 
 def coerce_training(training: Mapping[str, Any]) -> dict[str, Any]:

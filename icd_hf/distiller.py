@@ -8,6 +8,7 @@ checkpoint's state dict carries the loss modules and CRD's memory bank. Only the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .losses import FeatureSpec, build_loss, get_loss_class, probe_feature_spec
+from .losses.ensemble import TEACHER_WEIGHTINGS, EnsembleOutput, build_ensemble_loss
 from .losses.presets import MethodSpec, resolve_method
 from .models.modeling_hf_adapter import ensure_distillation_model
 from .models.modeling_outputs import DistillationModelOutput
@@ -32,13 +34,64 @@ class DistillerOutput(ModelOutput):
     terms: dict[str, torch.Tensor] | None = None
 
 
+def teacher_name(model: nn.Module, default: str) -> str:
+    """A teacher's name for logs and records: its zoo/timm architecture, else ``default``."""
+    config = getattr(model, "config", None)
+    name = getattr(config, "architecture_name", None) or getattr(config, "model_name", None)
+    return str(name) if name else default
+
+
+class TeacherEnsemble(nn.Module):
+    """Several frozen teachers run as one: ``forward`` gives an ``EnsembleOutput`` (ensemble distillation).
+
+    Args:
+        teachers: two or more models (zoo, timm or any ``transformers`` classifier; each gets the
+            ``DistillationAdapter`` it needs), of any architectures, predicting the same classes.
+        names: one per teacher, for the logs (``kd/<name>/weight``) and records; default: the architectures,
+            numbered when two are the same.
+        weighting: ``"uniform"`` or ``"confidence"`` (CA-MKD; see ``icd_hf.losses.ensemble``).
+    """
+
+    def __init__(
+        self, teachers: Sequence[nn.Module], names: Sequence[str] | None = None, weighting: str = "uniform"
+    ) -> None:
+        super().__init__()
+        if len(teachers) < 2:
+            raise ValueError(f"A teacher ensemble needs at least 2 teachers, got {len(teachers)}: pass one teacher "
+                             f"as `teacher` instead.")
+        if weighting not in TEACHER_WEIGHTINGS:
+            raise ValueError(f"Unknown teacher weighting {weighting!r}: use one of {', '.join(TEACHER_WEIGHTINGS)}.")
+        self.members = nn.ModuleList(ensure_distillation_model(t) for t in teachers)
+        if names is None:
+            names = [teacher_name(t, f"teacher{k}") for k, t in enumerate(teachers)]
+        names = [str(n).replace("/", "_") for n in names]  # a name is one level of the log's `term/name/...`
+        if len(names) != len(teachers):
+            raise ValueError(f"{len(names)} teacher names for {len(teachers)} teachers.")
+        if len(set(names)) != len(names):
+            names = [f"{n}_{k}" for k, n in enumerate(names)]
+        self.names = names
+        self.weighting = weighting
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> EnsembleOutput:
+        members = [m(pixel_values=pixel_values, output_hidden_states=output_hidden_states) for m in self.members]
+        return EnsembleOutput(members=members, names=list(self.names), weighting=self.weighting)
+
+
+def _constant_copy(out: DistillationModelOutput) -> DistillationModelOutput:
+    return DistillationModelOutput(
+        **{k: v.clone() if torch.is_tensor(v) else tuple(t.clone() for t in v) for k, v in out.items()}
+    )
+
+
 class Distiller(nn.Module):
     """Student + frozen teacher + weighted distillation losses: ``CE*w_ce + sum_k w_k * loss_k``.
 
     Args:
         student: the model being trained: a zoo/timm model (returning ``DistillationModelOutput``) or any
             ``transformers`` image classifier, which is wrapped in a ``DistillationAdapter`` here.
-        teacher: the frozen teacher (same kinds), or ``None`` for methods that need none (``"vanilla"``).
+        teacher: the frozen teacher (same kinds), or ``None`` for methods that need none (``"vanilla"``); for
+            ensemble distillation a ``TeacherEnsemble`` or a list of two or more teachers (uniformly weighted).
+            With an ensemble each loss term is its ensemble form (``icd_hf.losses.ensemble``).
         method: a ``MethodSpec`` or a method string understood by ``resolve_method`` (``"icd+kd"``).
         image_size: side of the dummy input used to measure feature shapes for the losses' modules.
         loss_overrides: passed to ``resolve_method`` when ``method`` is a string.
@@ -52,7 +105,7 @@ class Distiller(nn.Module):
     def __init__(
         self,
         student: nn.Module,
-        teacher: nn.Module | None,
+        teacher: nn.Module | Sequence[nn.Module] | None,
         method: MethodSpec | str,
         *,
         image_size: int = 32,
@@ -66,29 +119,40 @@ class Distiller(nn.Module):
                 f"Method {self.method.name!r} distils from a teacher but none was given; pass a teacher "
                 f"(a zoo name with a checkpoint, a run directory or a Hub id) or use method 'vanilla'."
             )
+        if isinstance(teacher, Sequence):
+            teacher = teacher[0] if len(teacher) == 1 else TeacherEnsemble(teacher)
         student = ensure_distillation_model(student)
-        teacher = ensure_distillation_model(teacher) if teacher is not None else None
+        if teacher is not None and not isinstance(teacher, TeacherEnsemble):
+            teacher = ensure_distillation_model(teacher)
         self.student = student
         self.teacher = teacher if self.method.needs_teacher else None
         student_spec = probe_feature_spec(student, image_size)
-        teacher_spec: FeatureSpec | None = None
+        teacher_specs: list[FeatureSpec] = []
         if self.teacher is not None:
             self.teacher.requires_grad_(False)
             self.teacher.eval()
-            teacher_spec = probe_feature_spec(self.teacher, image_size)
-            if teacher_spec.num_classes != student_spec.num_classes:
-                raise ValueError(
-                    f"Teacher predicts {teacher_spec.num_classes} classes but the student "
-                    f"{student_spec.num_classes}: both must be built for the same dataset (check num_classes)."
-                )
+            members = self.teacher.members if isinstance(self.teacher, TeacherEnsemble) else [self.teacher]
+            teacher_specs = [probe_feature_spec(m, image_size) for m in members]
+            for spec in teacher_specs:
+                if spec.num_classes != student_spec.num_classes:
+                    raise ValueError(
+                        f"Teacher predicts {spec.num_classes} classes but the student "
+                        f"{student_spec.num_classes}: both must be built for the same dataset (check num_classes)."
+                    )
         self.student_spec = student_spec
-        self.teacher_spec = teacher_spec
+        self.teacher_spec = teacher_specs[0] if len(teacher_specs) == 1 else None
+        self.teacher_specs = teacher_specs
         losses = {}
         for term in self.method.terms:
             kwargs = dict(term.kwargs)
             if get_loss_class(term.name).needs_index and num_data is not None:
                 kwargs.setdefault("num_data", num_data)
-            losses[term.name] = build_loss(term.name, student_spec, teacher_spec, **kwargs)
+            if isinstance(self.teacher, TeacherEnsemble):
+                losses[term.name] = build_ensemble_loss(
+                    term.name, student_spec, teacher_specs, self.teacher.names, **kwargs
+                )
+            else:
+                losses[term.name] = build_loss(term.name, student_spec, self.teacher_spec, **kwargs)
         self.losses = nn.ModuleDict(losses)
         self.loss_weights = {term.name: float(term.weight) for term in self.method.terms}
         self.ce_weight = float(self.method.ce_weight)
@@ -107,7 +171,9 @@ class Distiller(nn.Module):
         """Full parameter names (as in ``named_parameters()``) the losses exclude from weight decay."""
         return {f"losses.{name}.{p}" for name, loss in self.losses.items() for p in loss.no_weight_decay()}
 
-    def teacher_forward(self, pixel_values: torch.Tensor, output_hidden_states: bool) -> DistillationModelOutput:
+    def teacher_forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool
+    ) -> DistillationModelOutput | EnsembleOutput:
         if not self.teacher_inference_mode:
             with torch.no_grad():
                 return self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
@@ -115,9 +181,9 @@ class Distiller(nn.Module):
             out = self.teacher(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
         # Inference tensors cannot be saved for backward, and losses feed teacher features through trainable
         # heads (ICD, CRD, FitNet...): one clone outside inference mode makes them ordinary constants.
-        return DistillationModelOutput(
-            **{k: v.clone() if torch.is_tensor(v) else tuple(t.clone() for t in v) for k, v in out.items()}
-        )
+        if isinstance(out, EnsembleOutput):
+            return EnsembleOutput([_constant_copy(m) for m in out.members], out.names, out.weighting)
+        return _constant_copy(out)
 
     def forward(
         self,

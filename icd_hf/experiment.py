@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
-from .config import PAPER_TRAINING, ExperimentConfig, training_defaults
+from .config import PAPER_TRAINING, ExperimentConfig, TeacherSource, training_defaults
 from .hub_ids import has_hub_id_form, validate_hub_model_id
 from .losses.presets import MethodSpec, resolve_method
 from .metrics import count_parameters
@@ -65,30 +65,47 @@ def build_student(cfg: ExperimentConfig, num_classes: int, class_names: list[str
 def load_teacher(
     cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
 ) -> PreTrainedModel | None:
-    """Load the trained teacher and check it is the architecture and label space the config says."""
+    """Load the trained teacher and check it is the architecture and label space the config says (the first
+    teacher of an ensemble: see ``load_teachers``)."""
+    teachers = load_teachers(cfg, num_classes, class_names)
+    return teachers[0] if teachers else None
+
+
+def load_teachers(
+    cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
+) -> list[PreTrainedModel]:
+    """Every teacher of ``cfg`` (``ExperimentConfig.teacher_sources``: one, an ensemble, or none), each checked
+    against the architecture its entry names and the dataset's label space."""
     if not cfg.method_spec().needs_teacher:
-        return None
+        return []
+    sources = cfg.teacher_sources()
+    if not sources:
+        raise ValueError(f"Method {cfg.method!r} needs `teacher_checkpoint` (or `teachers` for an ensemble).")
+    return [_load_teacher_source(source, num_classes, class_names) for source in sources]
+
+
+def _load_teacher_source(
+    source: TeacherSource, num_classes: int, class_names: list[str] | None
+) -> PreTrainedModel:
     from .models.auto_classifier import load_image_classifier
 
-    path = cfg.teacher_checkpoint
-    if path is None:
-        raise ValueError(f"Method {cfg.method!r} needs `teacher_checkpoint`.")
+    path = source.checkpoint
     # `org/name` that is not a folder here is a Hub id (tried by load_image_classifier, whose error names both).
     looks_local = not path.startswith("timm/") and not has_hub_id_form(path) and (
         os.path.sep in path or path.startswith(".") or Path(path).exists())
     if looks_local and not Path(path).is_dir():
         raise FileNotFoundError(
             f"Teacher checkpoint {path!r} does not exist. Train the teacher first, e.g. "
-            f"`python recipes/train_teacher.py --config recipes/configs/teachers/{cfg.teacher or 'wrn_40_2'}.yaml`, "
+            f"`python recipes/train_teacher.py --config recipes/configs/teachers/{source.name or 'wrn_40_2'}.yaml`, "
             f"or point `teacher_checkpoint` at a directory written by save_pretrained / a Hub id."
         )
     # Run folder, save_pretrained folder, Hub id or timm/<name>.<tag>; its head must already fit the dataset.
     teacher = load_image_classifier(path, num_labels=num_classes, class_names=class_names, role="teacher")
     arch = getattr(teacher.config, "architecture_name", None) or getattr(teacher.config, "model_name", None)
-    if cfg.teacher and cfg.teacher != path and arch and arch != cfg.teacher:
+    if source.name and source.name != path and arch and arch != source.name:
         raise ValueError(
-            f"Teacher checkpoint {path!r} holds a {arch!r} but the config says teacher: {cfg.teacher}. "
-            f"Fix `teacher` or `teacher_checkpoint`."
+            f"Teacher checkpoint {path!r} holds a {arch!r} but the config says teacher: {source.name}. "
+            f"Fix `teacher` or `teacher_checkpoint` (for an ensemble, the NAME=CHECKPOINT entry of `teachers`)."
         )
     return teacher
 
@@ -163,10 +180,13 @@ class _RunRecorder(TrainerCallback):
 def experiment_fingerprint(cfg: ExperimentConfig, method: MethodSpec) -> dict[str, Any]:
     """What defines the run of ``cfg`` (see ``icd_hf.runs.run_fingerprint``); the teacher only when used."""
     uses_teacher = method.needs_teacher
+    ensemble = uses_teacher and len(cfg.teacher_sources()) > 1
     return run_fingerprint(
         student=cfg.student,
-        teacher=cfg.teacher if uses_teacher else None,
-        teacher_checkpoint=cfg.teacher_checkpoint if uses_teacher else None,
+        teacher=cfg.teacher_label if uses_teacher else None,
+        teacher_checkpoint=([s.checkpoint for s in cfg.teacher_sources()] if ensemble
+                            else cfg.teacher_checkpoint if uses_teacher else None),
+        teacher_weighting=cfg.teacher_weighting if ensemble else None,
         method=cfg.method,
         loss=_loss_record(method),
         data={
@@ -197,10 +217,15 @@ class Experiment:
     trainer: DistillationTrainer
     info: Any
     student: PreTrainedModel
-    teacher: PreTrainedModel | None
+    teachers: list[PreTrainedModel]
     best: _BestAccuracy
     fingerprint: dict[str, Any] = field(default_factory=dict)
     resume_plan: ResumePlan = field(default_factory=ResumePlan)
+
+    @property
+    def teacher(self) -> PreTrainedModel | None:
+        """The one teacher (``None`` without one or for an ensemble: see ``teachers``)."""
+        return self.teachers[0] if len(self.teachers) == 1 else None
 
 
 def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
@@ -236,13 +261,13 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         v.startswith("LABEL_") for v in student.config.id2label.values()
     ):
         student.config.id2label, student.config.label2id = info.id2label, info.label2id
-    teacher = load_teacher(cfg, info.num_classes, info.class_names)
+    teachers = load_teachers(cfg, info.num_classes, info.class_names)
     # Each model gets the batch at its own size and normalisation; transformers models are adapted to the losses.
-    pair = adapt_pair(cfg, info, student, teacher)
+    pair = adapt_pair(cfg, info, student, teachers)
     best = _BestAccuracy()
     trainer = DistillationTrainer(
         model=pair.student,
-        teacher=pair.teacher,
+        teacher=pair.distillation_teacher(cfg.teacher_weighting),
         processing_class=pair.processor,
         method=method,
         image_size=cfg.image_size or info.image_size or 32,
@@ -257,7 +282,7 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         # Same padding rule as ImageClassificationTransform: a side // 8 border (4 px at 32x32).
         padding = images.shape[1] // 8 if cfg.train_augment else 0
         trainer.enable_fast_path(images, labels, info.mean, info.std, padding=padding, flip=cfg.train_augment)
-    return Experiment(cfg, method, trainer, info, student, teacher, best, fingerprint, resume_plan)
+    return Experiment(cfg, method, trainer, info, student, teachers, best, fingerprint, resume_plan)
 
 
 def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> RunResults:
@@ -291,17 +316,19 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         best_top1, best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
     student_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
     trainer.save_student(student_dir)
-    teacher = None
-    if exp.teacher is not None:
-        teacher = TeacherRecord(
-            name=cfg.teacher,
-            num_parameters=count_parameters(exp.teacher),
-            path_or_hub_id=cfg.teacher_checkpoint,
-            top1=_teacher_top1(cfg.teacher_checkpoint),
-        )
+    teachers = [
+        TeacherRecord(name=source.label if len(exp.teachers) > 1 else cfg.teacher, num_parameters=count_parameters(
+            model), path_or_hub_id=source.checkpoint, top1=_teacher_top1(source.checkpoint))
+        for source, model in zip(cfg.teacher_sources(), exp.teachers, strict=True)
+    ]
+    teacher = teachers[0] if len(teachers) == 1 else None
+    if len(teachers) > 1:
+        teacher = TeacherRecord(name=cfg.teacher_label or "ensemble",
+                                num_parameters=sum(t.num_parameters or 0 for t in teachers))
     results = RunResults(
         method=cfg.method,
         teacher=teacher,
+        teachers=teachers if len(teachers) > 1 else [],
         student=ModelRecord(name=cfg.student, num_parameters=count_parameters(exp.student)),
         dataset=exp.info.to_dict(),
         loss=_loss_record(exp.method),

@@ -15,6 +15,7 @@ statistics). The student's own spec is written next to it at export as a ``ViTIm
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,49 +36,70 @@ class AdaptedPair:
     processor, and the resolved input of each model (for logs and records)."""
 
     student: nn.Module
-    teacher: nn.Module | None
+    teachers: list[nn.Module]
     processor: Any
     student_input: InputSpec
-    teacher_input: InputSpec | None
+    teacher_inputs: list[InputSpec]
+    teacher_names: list[str]
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The one teacher (``None`` without one or for an ensemble)."""
+        return self.teachers[0] if len(self.teachers) == 1 else None
+
+    @property
+    def teacher_input(self) -> InputSpec | None:
+        return self.teacher_inputs[0] if len(self.teacher_inputs) == 1 else None
+
+    def distillation_teacher(self, weighting: str = "uniform") -> nn.Module | None:
+        """What the ``Distiller`` runs as its teacher: the one teacher, or a ``TeacherEnsemble`` of them all."""
+        if len(self.teachers) < 2:
+            return self.teacher
+        from .distiller import TeacherEnsemble
+
+        return TeacherEnsemble(self.teachers, names=self.teacher_names, weighting=weighting)
 
 
 def fallback_image_size(cfg: ExperimentConfig) -> int | None:
     """The batch side for a dataset whose images vary in size: the largest input the models' processors or runs
     ask for (read without loading any weights), so no model gets an upsampled batch; ``None`` if none says."""
-    sizes = [
-        input_spec_of(cfg.student, None, cfg.student_image_size).image_size,
-        input_spec_of(cfg.teacher_checkpoint, None, cfg.teacher_image_size).image_size
-        if cfg.teacher_checkpoint and cfg.method_spec().needs_teacher
-        else None,
-    ]
+    sizes = [input_spec_of(cfg.student, None, cfg.student_image_size).image_size]
+    sizes += [input_spec_of(source.checkpoint, None, cfg.teacher_image_size).image_size
+              for source in cfg.teacher_sources()]
     known = [s for s in sizes if s]
     return max(known) if known else None
 
 
 def adapt_pair(
-    cfg: ExperimentConfig, info: Any, student: PreTrainedModel, teacher: PreTrainedModel | None
+    cfg: ExperimentConfig,
+    info: Any,
+    student: PreTrainedModel,
+    teachers: Sequence[PreTrainedModel] | PreTrainedModel | None,
 ) -> AdaptedPair:
-    """Wrap ``student``/``teacher`` with the input adaptation (and output conversion) they need.
+    """Wrap ``student`` and each teacher (``cfg.teacher_sources()``'s, in order) with the input adaptation (and
+    output conversion) it needs.
 
     ``info`` is the datasets' ``ImageDatasetInfo``: its ``image_size``, ``mean`` and ``std`` describe the batch.
     """
     data = (info.image_size, info.mean, info.std)
     student_spec = input_spec_of(cfg.student, student, cfg.student_image_size)
     student_input = student_spec.resolved(*data)
-    teacher_input = None
-    adapted_teacher = None
-    if teacher is not None:
-        teacher_spec = input_spec_of(cfg.teacher_checkpoint, teacher, cfg.teacher_image_size)
-        teacher_input = teacher_spec.resolved(*data)
-        adapted_teacher = adapt_model(teacher, teacher_spec, info.mean, info.std)
-        logger.info("Teacher input: %s", _describe(teacher_input))
+    teachers = [teachers] if isinstance(teachers, nn.Module) else list(teachers or [])
+    sources = cfg.teacher_sources()[: len(teachers)]
+    adapted, inputs = [], []
+    for source, teacher in zip(sources, teachers, strict=True):
+        spec = input_spec_of(source.checkpoint, teacher, cfg.teacher_image_size)
+        inputs.append(spec.resolved(*data))
+        adapted.append(adapt_model(teacher, spec, info.mean, info.std))
+        logger.info("Teacher %s input: %s", source.label, _describe(inputs[-1]))
     logger.info("Student input: %s (batch: %s px)", _describe(student_input), info.image_size)
     return AdaptedPair(
         student=adapt_model(student, student_spec, info.mean, info.std),
-        teacher=adapted_teacher,
+        teachers=adapted,
         processor=build_export_processor(student_input) if student_input.image_size else None,
         student_input=student_input,
-        teacher_input=teacher_input,
+        teacher_inputs=inputs,
+        teacher_names=[source.label for source in sources],
     )
 
 

@@ -17,7 +17,7 @@ import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,9 @@ def effective_num_workers(requested: int) -> int:
 
 # ----------------------------------------------------------------------------------------------- results.json
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 """Version of the ``results.json`` layout. 0: files from before it was versioned (no ``version`` key), which read
-the same way; 1: ``version`` recorded."""
+the same way; 1: ``version`` recorded; 2: ``teachers`` (each teacher of an ensemble) may be present."""
 
 
 class RunResultsError(KeyError, ValueError):
@@ -160,7 +160,9 @@ class RunResults:
         method: the method string (``"icd+kd"``; ``"vanilla"`` for a model trained from labels alone).
         student: the trained model; for a teacher run, the teacher itself.
         metrics: its accuracies.
-        teacher: the teacher it was distilled from (``None`` without one).
+        teacher: the teacher it was distilled from (``None`` without one); for an ensemble, the ensemble as one
+            record (its name ``a+b``, the parameters of all teachers together).
+        teachers: each teacher of an ensemble, in order (empty for one teacher or none).
         dataset: ``ImageDatasetInfo.to_dict()`` of the data (name, classes, mean/std, sizes, splits, source).
         loss: the resolved method: ``{"ce_weight": w, "terms": [{"name", "weight", "kwargs"}]}``.
         training: the training arguments (the recipe's, then the config's).
@@ -179,6 +181,7 @@ class RunResults:
     student: ModelRecord
     metrics: RunMetrics
     teacher: TeacherRecord | None = None
+    teachers: list[TeacherRecord] = field(default_factory=list)
     dataset: dict[str, Any] = field(default_factory=dict)
     loss: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -238,7 +241,10 @@ class RunResults:
             student=_sub_record(ModelRecord, _record_field(data, "student", where), "student", where),
             metrics=_sub_record(RunMetrics, _record_field(data, "metrics", where), "metrics", where),
             teacher=_sub_record(TeacherRecord, teacher, "teacher", where) if teacher else None,
-            **{k: data[k] for k in known - {"method", "student", "metrics", "teacher", "extra", "version", "source"}
+            teachers=[_sub_record(TeacherRecord, t, f"teachers[{i}]", where) for i, t in enumerate(
+                data.get("teachers") or [])],
+            **{k: data[k] for k in known - {"method", "student", "metrics", "teacher", "teachers", "extra", "version",
+                                             "source"}
                if data.get(k) is not None},
             extra={k: v for k, v in data.items() if k not in known},
             version=version,
@@ -256,6 +262,8 @@ class RunResults:
         for key in self._LAYOUT:
             value = getattr(self, key)
             data[key] = asdict(value) if isinstance(value, ModelRecord | RunMetrics) else value
+            if key == "teacher" and self.teachers:
+                data["teachers"] = [asdict(t) for t in self.teachers]
         data.update({key: getattr(self, key) for key in self._OPTIONAL if getattr(self, key) is not None})
         data.update(self.extra)
         data["version"] = RESULTS_VERSION
@@ -446,13 +454,17 @@ def run_fingerprint(
     *,
     student: str,
     teacher: str | None,
-    teacher_checkpoint: str | None,
+    teacher_checkpoint: str | Sequence[str] | None,
     method: str,
     loss: Mapping[str, Any],
     data: Mapping[str, Any],
     training: Mapping[str, Any],
+    teacher_weighting: str | None = None,
 ) -> dict[str, Any]:
     """Everything that defines a run, flat (``training.learning_rate``), so that two runs compare field by field.
+
+    An ensemble gives every teacher checkpoint (``teacher_checkpoint`` a list) and its ``teacher_weighting``;
+    a single-teacher run records neither list nor weighting, as before ensembles existed.
 
     ``loss`` is the resolved method (CE weight, terms with their weights and hyper-parameters: loss overrides
     included); ``training`` the explicitly set training arguments (defaults are filled in when comparing).
@@ -461,10 +473,13 @@ def run_fingerprint(
         "student": student,
         "student_weights": weights_identity(student) if Path(student).expanduser().is_dir() else None,
         "teacher": teacher,
-        "teacher_weights": weights_identity(teacher_checkpoint),
+        "teacher_weights": weights_identity(teacher_checkpoint) if isinstance(teacher_checkpoint, str | None)
+        else [weights_identity(c) for c in teacher_checkpoint],
         "method": method.strip().lower(),
         "loss": loss,
     }
+    if teacher_weighting is not None:
+        fingerprint["teacher_weighting"] = teacher_weighting
     fingerprint.update({f"data.{k}": v for k, v in data.items()})
     fingerprint.update(
         {f"training.{k}": v for k, v in sorted(training.items()) if k not in NON_DEFINING_TRAINING_KEYS}

@@ -11,6 +11,9 @@ def _compile_targets(model: nn.Module) -> list[nn.Module]:
     # avoids graph breaks on the losses' Python control flow and dict outputs.
     networks = [getattr(model, name, None) for name in ("student", "teacher")]
     networks = [m for m in networks if isinstance(m, nn.Module)]
+    # A teacher ensemble is compiled teacher by teacher: its output is a plain container, not a graph output.
+    networks = [n for m in networks for n in (m.members if isinstance(getattr(m, "members", None), nn.ModuleList)
+                                              else [m])]
     return networks or [model]
 
 

@@ -91,6 +91,11 @@ class DistillationLoss(nn.Module):
         table_order: position of the method's row in the results tables (the CRD benchmark's order, then the
             later methods); ``X+KD`` follows ``X``.
 
+    Class attribute, several teachers (ensemble distillation, ``losses/ensemble.py``):
+        ensemble_loss: the loss's own form against an ensemble (an ``EnsembleLoss`` subclass taking the same
+            hyper-parameters), e.g. KD's mean-of-probabilities target; ``None``: one instance per teacher,
+            weighted (``PerTeacherLoss``).
+
     Every loss distils from a teacher: building one without the teacher's ``FeatureSpec`` is an error here.
     """
 
@@ -105,6 +110,7 @@ class DistillationLoss(nn.Module):
     description: ClassVar[str] = ""
     bibtex: ClassVar[str] = ""
     table_order: ClassVar[int] = 1000
+    ensemble_loss: ClassVar[type[nn.Module] | None] = None
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec) -> None:
         super().__init__()

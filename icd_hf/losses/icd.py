@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,6 +11,106 @@ from torch import nn
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import LinearEmbed, float32_math, require_field
 from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .ensemble import EnsembleLoss, EnsembleOutput
+
+
+def icd_terms(
+    logits: torch.Tensor, invariance_weight: float, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(loss, contrastive, invariance)`` of ICD from the ``B x B`` logits ``L`` (see ``IcdLoss``)."""
+    with float32_math(logits):
+        targets = torch.arange(logits.shape[0], device=logits.device)
+        log_p = F.log_softmax(logits, dim=1)  # student i over teachers
+        log_q = F.log_softmax(logits, dim=0).T  # teacher i over students
+        contrastive = F.nll_loss(log_p, targets)
+        if symmetric:
+            contrastive = 0.5 * (contrastive + F.nll_loss(log_q, targets))
+        invariance = F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
+        return contrastive + invariance_weight * invariance, contrastive, invariance
+
+
+def _pooled_pair(student: DistillationModelOutput, teacher: DistillationModelOutput
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    f_s = require_field(student, "pooler_output", "icd", "student")
+    f_t = require_field(teacher, "pooler_output", "icd", "teacher")
+    batch_size = f_s.shape[0]
+    if batch_size < 2:
+        raise ValueError(
+            f"ICD contrasts each sample with the rest of its batch, so it needs a batch of at least 2 "
+            f"samples, got {batch_size}. Increase the per-device batch size (or set dataloader_drop_last)."
+        )
+    if f_t.shape[0] != batch_size:
+        raise ValueError(f"Student and teacher batch sizes differ: {batch_size} vs {f_t.shape[0]}.")
+    return f_s, f_t
+
+
+class EnsembleIcdLoss(EnsembleLoss):
+    """ICD from an ensemble: one student head into the shared ``feat_dim`` space and one head per teacher, each
+    teacher with its own temperature ``t_k`` and bias ``b_k``. The student's embedding is contrasted with each
+    teacher's batch (in-batch negatives), the invariance term applies per teacher, and the per-teacher ICD
+    losses are combined as ``sum_k w_k * ICD_k`` (``EnsembleOutput.weights``). With uniform weights this is the
+    mean of single-teacher ICD losses that share the student head. Logged per teacher:
+    ``<teacher>/loss``, ``/contrastive``, ``/invariance``, ``/logit_scale``, ``/weight``."""
+
+    def __init__(
+        self,
+        student_spec: FeatureSpec,
+        teacher_specs: Sequence[FeatureSpec],
+        teacher_names: Sequence[str],
+        feat_dim: int = 128,
+        invariance_weight: float = 0.5,
+        init_logit_scale: float = 1.0,
+        max_logit_scale: float = 10.0,
+        init_logit_bias: float = 0.0,
+        symmetric: bool = False,
+    ) -> None:
+        super().__init__(student_spec, teacher_specs, teacher_names)
+        _check_scale(max_logit_scale)
+        k = len(teacher_specs)
+        self.feat_dim = int(feat_dim)
+        self.invariance_weight = float(invariance_weight)
+        self.max_logit_scale = float(max_logit_scale)
+        self.symmetric = bool(symmetric)
+        self.embed_student = LinearEmbed(student_spec.pooled_dim, self.feat_dim)
+        self.embed_teachers = nn.ModuleList(LinearEmbed(spec.pooled_dim, self.feat_dim) for spec in teacher_specs)
+        self.logit_scale = nn.Parameter(torch.full((k,), float(init_logit_scale)))
+        self.logit_bias = nn.Parameter(torch.full((k,), float(init_logit_bias)))
+
+    @property
+    def loss_class(self) -> type[DistillationLoss]:
+        return IcdLoss
+
+    def no_weight_decay(self) -> set[str]:
+        return {"logit_scale", "logit_bias"}
+
+    def scale(self) -> torch.Tensor:
+        """``(K,)`` clamped scales ``min(exp(t_k), max_logit_scale)``."""
+        return self.logit_scale.float().exp().clamp(max=self.max_logit_scale)
+
+    def compute(self, student: DistillationModelOutput, teachers: EnsembleOutput, batch: BatchContext
+                ) -> dict[str, torch.Tensor]:
+        weights = teachers.weights(batch.labels)
+        scales = self.scale()
+        total = student.logits.new_zeros((), dtype=torch.float32)
+        terms: dict[str, torch.Tensor] = {}
+        z_s = None
+        for k, (name, out) in enumerate(zip(self.teacher_names, teachers.members, strict=True)):
+            f_s, f_t = _pooled_pair(student, out)
+            with float32_math(f_s):
+                if z_s is None:
+                    z_s = self.embed_student(f_s.float()).float()
+                z_t = self.embed_teachers[k](f_t.detach().float()).float()
+                logits = scales[k] * (z_s @ z_t.T) + self.logit_bias[k].float()
+            loss, contrastive, invariance = icd_terms(logits, self.invariance_weight, self.symmetric)
+            total = total + weights[k] * loss
+            terms.update({f"{name}/loss": loss.detach(), f"{name}/contrastive": contrastive.detach(),
+                          f"{name}/invariance": invariance.detach(), f"{name}/logit_scale": scales[k].detach()})
+        return {"loss": total, **terms, **self.weight_terms(weights)}
+
+
+def _check_scale(max_logit_scale: float) -> None:
+    if max_logit_scale <= 0:
+        raise ValueError(f"max_logit_scale must be > 0, got {max_logit_scale}.")
 
 
 @register_loss
@@ -70,6 +172,7 @@ class IcdLoss(DistillationLoss):
         "invariance penalty that keeps the student's representation consistent with the teacher's."
     )
     table_order = 14
+    ensemble_loss = EnsembleIcdLoss
 
     def __init__(
         self,
@@ -83,8 +186,7 @@ class IcdLoss(DistillationLoss):
         symmetric: bool = False,
     ) -> None:
         super().__init__(student_spec, teacher_spec)
-        if max_logit_scale <= 0:
-            raise ValueError(f"max_logit_scale must be > 0, got {max_logit_scale}.")
+        _check_scale(max_logit_scale)
         self.feat_dim = int(feat_dim)
         self.invariance_weight = float(invariance_weight)
         self.max_logit_scale = float(max_logit_scale)
@@ -117,26 +219,9 @@ class IcdLoss(DistillationLoss):
     def compute(
         self, student: DistillationModelOutput, teacher: DistillationModelOutput, batch: BatchContext
     ) -> dict[str, torch.Tensor]:
-        f_s = require_field(student, "pooler_output", self.name, "student")
-        f_t = require_field(teacher, "pooler_output", self.name, "teacher")
-        batch_size = f_s.shape[0]
-        if batch_size < 2:
-            raise ValueError(
-                f"ICD contrasts each sample with the rest of its batch, so it needs a batch of at least 2 "
-                f"samples, got {batch_size}. Increase the per-device batch size (or set dataloader_drop_last)."
-            )
-        if f_t.shape[0] != batch_size:
-            raise ValueError(f"Student and teacher batch sizes differ: {batch_size} vs {f_t.shape[0]}.")
+        f_s, f_t = _pooled_pair(student, teacher)
         logits = self.logits(f_s, f_t)
-        with float32_math(logits):
-            targets = torch.arange(batch_size, device=logits.device)
-            log_p = F.log_softmax(logits, dim=1)  # student i over teachers
-            log_q = F.log_softmax(logits, dim=0).T  # teacher i over students
-            contrastive = F.nll_loss(log_p, targets)
-            if self.symmetric:
-                contrastive = 0.5 * (contrastive + F.nll_loss(log_q, targets))
-            invariance = F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
-            loss = contrastive + self.invariance_weight * invariance
+        loss, contrastive, invariance = icd_terms(logits, self.invariance_weight, self.symmetric)
         return {
             "loss": loss,
             "contrastive": contrastive.detach(),
