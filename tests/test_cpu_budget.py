@@ -172,6 +172,13 @@ def test_export_teacher_writes_fp16_that_load_model_upcasts(cpu_budget, tmp_path
     fp32 = load_model(tmp_path / "run" / "student", num_classes=10).eval()
     fp16 = load_model(out, num_classes=10).eval()
     assert next(fp16.parameters()).dtype == torch.float32
+    # What a distillation run loads its teacher with (it failed with "Input type (FloatTensor) and weight type
+    # (HalfTensor)" on the first batch when this kept the stored fp16).
+    from icd_hf.models.auto_classifier import load_image_classifier
+
+    as_teacher = load_image_classifier(out, num_labels=10, role="teacher")
+    assert {p.dtype for p in as_teacher.parameters()} == {torch.float32}
+    assert load_image_classifier(out, num_labels=10, role="teacher", dtype=torch.float16).dtype == torch.float16
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(fp16(pixel_values=x).logits, fp32(pixel_values=x).logits, atol=2e-2, rtol=2e-2)

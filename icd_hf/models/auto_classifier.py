@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 
 from .registry import create_model, is_model
@@ -139,6 +140,10 @@ def load_image_classifier(
             )
         return create_model(name, num_classes=num_labels)
     path = resolve_model_dir(name)
+    # Training runs in float32 (autocast adds bf16 where it pays): a checkpoint stored in fp16/bf16 (a published
+    # teacher, half the size) is upcast, where transformers would keep the stored dtype. dtype=... overrides.
+    model_kwargs = {"dtype": torch.float32, **from_pretrained_kwargs}
+    from_pretrained_kwargs.pop("dtype", None)
     try:
         config = AutoConfig.from_pretrained(path, **from_pretrained_kwargs)
     except (OSError, ValueError) as err:
@@ -151,7 +156,7 @@ def load_image_classifier(
         ) from err
     if config.num_labels == num_labels:
         _check_label_order(name, config, class_names, role)
-        return AutoModelForImageClassification.from_pretrained(path, config=config, **from_pretrained_kwargs)
+        return AutoModelForImageClassification.from_pretrained(path, config=config, **model_kwargs)
     if role == "teacher" or not ignore_mismatched_sizes:
         raise _mismatch_error(name, config.num_labels, num_labels, role)
     names = list(class_names) if class_names is not None else [f"LABEL_{i}" for i in range(num_labels)]
@@ -162,5 +167,5 @@ def load_image_classifier(
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
         ignore_mismatched_sizes=True,
-        **from_pretrained_kwargs,
+        **model_kwargs,
     )
