@@ -1,6 +1,8 @@
 """Worker for test_distributed.py: one tiny distillation, launched with 1 or 2 CPU processes.
 
     accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT_DIR METHOD PER_DEVICE_BATCH
+
+METHOD ``ensemble:<method>`` distils from two teachers of different families (resnet8 and wrn_16_1).
 """
 
 import json
@@ -11,11 +13,15 @@ import safetensors.torch
 import torch
 from trainer_helpers import ClassBlobs, tiny_args, tiny_pair
 
+from icd_hf.models import create_model
 from icd_hf.trainer import DistillationTrainer
 
 
 def main(out_dir: str, method: str, batch_size: int) -> None:
     student, teacher = tiny_pair(seed=0)
+    if method.startswith("ensemble:"):
+        method = method.removeprefix("ensemble:")
+        teacher = [teacher, create_model("wrn_16_1", num_classes=4)]
     overrides = {"crd": {"num_data": 128, "nce_k": 64}} if "crd" in method else {}
     args = tiny_args(
         out_dir,

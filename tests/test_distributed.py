@@ -30,7 +30,7 @@ def _launch(out: Path, method: str, processes: int, batch: int) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["crd+kd", "icd+kd"])
+@pytest.mark.parametrize("method", ["crd+kd", "icd+kd", "ensemble:icd+kd"])
 def test_two_processes_stay_in_sync_and_match_one(method, tmp_path):
     multi = _launch(tmp_path / "multi", method, processes=2, batch=16)
     assert multi["world_size"] == 2

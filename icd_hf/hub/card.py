@@ -162,8 +162,10 @@ def build_card_data(
     tags = ["knowledge-distillation", "icd-hf", "image-classification", method]
     tags += [t for t in record.term_names if t not in tags]
     tags.append(record.student.name)
-    base_model = teacher_hub_id
-    if base_model is None and record.teacher:
+    base_model: str | list[str] | None = teacher_hub_id
+    if base_model is None and record.teachers:  # an ensemble: every teacher that is on the Hub
+        base_model = [t.path_or_hub_id for t in record.teachers if is_hub_id(t.path_or_hub_id)] or None
+    elif base_model is None and record.teacher:
         ref = record.teacher.path_or_hub_id
         base_model = ref if is_hub_id(ref) else None
     return ModelCardData(
@@ -193,8 +195,9 @@ def _accuracy_rows(record: RunResults, paper: PaperResult | None) -> list[dict[s
     rows = [
         _row(f"**{student.name} + {method_display_name(method)} (this model)**", this_top1, student.num_parameters,
              paper.method_top1 if paper else None, this_top5),
-        _row(f"{teacher.name} (teacher)", _pct(teacher.top1), teacher.num_parameters,
-             paper.teacher_top1 if paper else None),
+        *([_row(f"{t.name} (teacher)", _pct(t.top1), t.num_parameters, None) for t in record.teachers] or [
+            _row(f"{teacher.name} (teacher)", _pct(teacher.top1), teacher.num_parameters,
+                 paper.teacher_top1 if paper else None)]),
         _row(f"{student.name} (vanilla, no teacher)", _pct(record.baselines.get("vanilla_top1")),
              student.num_parameters, paper.vanilla_top1 if paper else None),
     ]
@@ -298,6 +301,10 @@ def render_model_card(
             ce_weight=_format_value(ce_weight) if ce_weight else None,
             terms=[{"name": t["name"], "weight": _format_value(t.get("weight")), "kwargs": _kwargs_text(
                 t.get("kwargs") or {})} for t in terms],
+            ensemble=[{"name": t.name, "top1": _pct(t.top1), "params": _human_params(t.num_parameters),
+                       "ref": t.path_or_hub_id if is_hub_id(t.path_or_hub_id) else None} for t in record.teachers],
+            teacher_weighting="by confidence (CA-MKD)" if record.config.get("teacher_weighting") == "confidence"
+            else "uniformly",
         )
         template = STUDENT_TEMPLATE
     card_data = build_card_data(record, hub_model_id=hub_model_id, teacher_hub_id=teacher_hub_id, license=license)

@@ -166,7 +166,13 @@ class PerTeacherLoss(EnsembleLoss):
     ) -> None:
         self.loss_class = loss_class  # set first: the instance attribute shadows the ClassVar of the base
         super().__init__(student_spec, teacher_specs, teacher_names)
-        self.members = nn.ModuleList(loss_class(student_spec, spec, **kwargs) for spec in teacher_specs)
+        members = []
+        for name, spec in zip(self.teacher_names, teacher_specs, strict=True):
+            try:
+                members.append(loss_class(student_spec, spec, **kwargs))
+            except ValueError as err:  # e.g. FSP with a teacher whose channels differ: say which teacher
+                raise ValueError(f"{loss_class.paper_name} against teacher {name!r} of the ensemble: {err}") from None
+        self.members = nn.ModuleList(members)
 
     def compute(self, student: DistillationModelOutput, teachers: EnsembleOutput, batch: BatchContext
                 ) -> dict[str, torch.Tensor]:
