@@ -142,7 +142,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     pair = summary["pair"]
     if teacher is not None:
         lines.append(
-            f"| {pair['teacher']} (teacher) | vanilla | {teacher['epochs']} | {_cell(teacher['top1'])} | "
+            f"| {pair['teacher']} (teacher) | vanilla | {teacher['epochs']:g} | {_cell(teacher['top1'])} | "
             f"{_cell(teacher['best_top1'])} | {_cell(teacher['top5'])} | {_minutes(teacher['wall_time_s'])} | "
             f"{_cell(summary.get('paper_240_epochs_teacher_top1'))} |"
         )
@@ -158,7 +158,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         wall = _minutes(statistics.fmean(r["wall_time_s"] for r in runs if r["wall_time_s"] is not None)
                         if any(r["wall_time_s"] is not None for r in runs) else None)
         lines.append(
-            f"| {pair['student']} | {name} | {runs[0]['epochs']} | {top1} | {best} | {top5} | {wall} | "
+            f"| {pair['student']} | {name} | {runs[0]['epochs']:g} | {top1} | {best} | {top5} | {wall} | "
             f"{_cell(entry['paper_240_epochs_top1'])} |"
         )
     check = summary.get("bf16_check") or {}
@@ -172,7 +172,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         ]
         for precision, run in check.items():
             lines.append(
-                f"| {precision} | {run['epochs']} | {_cell(run['top1'])} | {_cell(run['best_top1'])} | "
+                f"| {precision} | {run['epochs']:g} | {_cell(run['top1'])} | {_cell(run['best_top1'])} | "
                 f"{_cell(run['top5'])} | {_minutes(run['wall_time_s'])} |"
             )
     return "\n".join(lines)
@@ -182,12 +182,12 @@ def readme_block(summary: dict[str, Any]) -> str:
     return f"{BEGIN}\n{markdown_table(summary)}\n{END}"
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the generated block between the markers replaced by ``block``."""
-    start, end = text.find(BEGIN), text.find(END)
+def replace_block(text: str, block: str, begin: str = BEGIN, end_marker: str = END) -> str:
+    """``text`` with the generated block between the markers ``begin`` and ``end_marker`` replaced by ``block``."""
+    start, end = text.find(begin), text.find(end_marker)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no {BEGIN} ... {END} block to fill")
-    return text[:start] + block + text[end + len(END):]
+        raise ValueError(f"README.md has no {begin} ... {end_marker} block to fill")
+    return text[:start] + block + text[end + len(end_marker):]
 
 
 def collect(kept_dir: Path = KEPT_RUNS, summary_path: Path = SUMMARY, readme: Path = README,
