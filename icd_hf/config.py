@@ -128,8 +128,8 @@ class ExperimentConfig:
     @property
     def teacher_label(self) -> str | None:
         """The teacher's name in run folders and records: ``teacher``, or ``a+b`` for an ensemble."""
-        if self.teachers:
-            return "+".join(source.label for source in self.teacher_sources()) or None
+        if self.teachers:  # also for a method without a teacher: a sweep's vanilla run sits with the ensemble's
+            return "+".join(parse_teacher_source(entry).label for entry in self.teachers)
         return self.teacher
 
     def method_spec(self) -> MethodSpec:

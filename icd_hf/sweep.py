@@ -31,9 +31,10 @@ def sweep_root(config_path: str | None, overrides: dict[str, Any]) -> Path:
     """The pair's folder: ``output_dir`` when given, else ``runs/<teacher>__<student>``; each method's run goes
     into ``<root>/<method>[-<tag>]``, the same folder ``distill.py --method <method>`` uses by default."""
     base = load_config(config_path, {**overrides, "method": "vanilla"})
-    if base.output_dir != default_output_dir(base.student, base.teacher, "vanilla", base.tag, needs_teacher=False):
+    if base.output_dir != default_output_dir(base.student, base.teacher_label, "vanilla", base.tag,
+                                             needs_teacher=False):
         return Path(base.output_dir)
-    return Path(RUNS_ROOT) / pair_dirname(base.teacher or "none", base.student)
+    return Path(RUNS_ROOT) / pair_dirname(base.teacher_label or "none", base.student)
 
 
 def run_sweep(
@@ -58,7 +59,7 @@ def run_sweep(
                 continue
         rows[method] = run_experiment(cfg, command=command or f"sweep {method}")
     table = {
-        "teacher": base.teacher,
+        "teacher": base.teacher_label,
         "student": base.student,
         "dataset": base.dataset,
         "results": {

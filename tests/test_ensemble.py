@@ -353,3 +353,23 @@ def test_ensemble_demonstration_configs():
         assert (cfg.method, cfg.student, cfg.training) == (both.method, both.student, both.training)
     teacher = load_config(configs / "teacher_wrn_16_2.yaml")
     assert teacher.training == load_config(configs / "teacher_resnet56.yaml").training
+
+
+@pytest.mark.parametrize("method", ["ft", "ab+kd"])
+def test_initialisation_stages_train_every_teachers_modules(method, tmp_path):
+    torch.manual_seed(0)
+    student = create_model("resnet8", num_classes=NUM_CLASSES)
+    trainer = DistillationTrainer(
+        model=student, teacher=_teachers(), method=method, args=tiny_args(tmp_path, init_epochs=1, init_max_steps=2),
+        train_dataset=ClassBlobs(n=32, num_classes=NUM_CLASSES),
+    )
+    name = method.split("+")[0]
+    loss = trainer.distiller.losses[name]
+    assert isinstance(loss, PerTeacherLoss) and loss.init_epochs > 0
+    before = {k: v.clone() for k, v in loss.state_dict().items() if v.is_floating_point()}
+    trainer.train()
+    changed = {k.split(".")[1] for k, v in loss.state_dict().items() if k in before and not torch.equal(v, before[k])}
+    # Each teacher's own modules train (AB needs no connector where the teacher's channels equal the student's).
+    expected = {str(i) for i, member in enumerate(loss.members) if any(True for _ in member.parameters())}
+    assert changed == expected and "1" in expected
+    assert trainer.state.global_step == 3
