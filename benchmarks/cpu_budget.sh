@@ -17,15 +17,8 @@ TEACHER=benchmarks/teachers/resnet56-cpu-budget
 RUNS=runs/cpu_budget
 mkdir -p "$KEEP"
 
-publish() {  # publish PATH... : copy into COMMIT_TO and commit there
-  [ -n "$COMMIT_TO" ] || return 0
-  for p in "$@"; do mkdir -p "$COMMIT_TO/$(dirname "$p")"; cp -r "$p" "$COMMIT_TO/$(dirname "$p")/"; done
-  for _ in 1 2 3 4 5; do
-    (cd "$COMMIT_TO" && git add -- "$@" && git commit -q -m "cpu budget: $1" -- "$@") && return 0
-    sleep 5
-  done
-  echo "commit of $* failed" >&2
-}
+PUBLISH_SUBJECT="cpu budget"
+. benchmarks/publish.sh
 
 collect() {  # regenerate the summary JSON and the README table from the kept runs, and commit them
   local repo=${COMMIT_TO:-.}
@@ -36,11 +29,7 @@ collect() {  # regenerate the summary JSON and the README table from the kept ru
 }
 
 if [ ! -f "$TEACHER/model.safetensors" ]; then
-  [ -f "$RUNS/teachers/resnet56/results.json" ] ||
-    python recipes/train_teacher.py --config $CFG/teacher_resnet56.yaml --data_dir "$DATA"
-  python benchmarks/cpu_budget.py export-teacher "$RUNS/teachers/resnet56" "$TEACHER"
-  cp "$RUNS/teachers/resnet56/results.json" "$KEEP/teacher_resnet56.json"
-  publish "$TEACHER" "$KEEP/teacher_resnet56.json"
+  publish_teacher $CFG/teacher_resnet56.yaml "$RUNS/teachers/resnet56" "$TEACHER" "$KEEP/teacher_resnet56.json"
   collect
 fi
 

@@ -16,15 +16,8 @@ TEACHER=benchmarks/teachers/wrn_16_2-cpu-budget
 RUNS=runs/cpu_budget
 mkdir -p "$KEEP" "$PROTOCOL_KEEP"
 
-publish() {  # publish PATH... : copy into COMMIT_TO and commit there
-  [ -n "$COMMIT_TO" ] || return 0
-  for p in "$@"; do mkdir -p "$COMMIT_TO/$(dirname "$p")"; cp -r "$p" "$COMMIT_TO/$(dirname "$p")/"; done
-  for _ in 1 2 3 4 5; do
-    (cd "$COMMIT_TO" && git add -- "$@" && git commit -q -m "ensemble cpu budget: $1" -- "$@") && return 0
-    sleep 5
-  done
-  echo "commit of $* failed" >&2
-}
+PUBLISH_SUBJECT="ensemble cpu budget"
+. benchmarks/publish.sh
 
 collect() {  # both tables: the resnet56 -> resnet20 ICD+KD run is also a row of the protocol's own table
   local repo=${COMMIT_TO:-.}
@@ -36,27 +29,23 @@ collect() {  # both tables: the resnet56 -> resnet20 ICD+KD run is also a row of
 }
 
 if [ ! -f "$TEACHER/model.safetensors" ]; then
-  [ -f "$RUNS/teachers/wrn_16_2/results.json" ] ||
-    python recipes/train_teacher.py --config $CFG/teacher_wrn_16_2.yaml --data_dir "$DATA"
-  python benchmarks/cpu_budget.py export-teacher "$RUNS/teachers/wrn_16_2" "$TEACHER"
-  cp "$RUNS/teachers/wrn_16_2/results.json" "$KEEP/teacher_wrn_16_2.json"
-  publish "$TEACHER" "$KEEP/teacher_wrn_16_2.json"
+  publish_teacher $CFG/teacher_wrn_16_2.yaml "$RUNS/teachers/wrn_16_2" "$TEACHER" "$KEEP/teacher_wrn_16_2.json"
 fi
 
 if [ ! -f "$KEEP/teachers_eval.json" ]; then
   python benchmarks/ensemble_cpu_budget.py eval-teachers --data_dir "$DATA"
   publish "$KEEP/teachers_eval.json"
-  collect
+  collect < /dev/null
 fi
 
 # config  run folder  kept file
 while read -r config run kept; do
   [ -f "$kept" ] && continue
   [ -f "$RUNS/$run/results.json" ] ||
-    python recipes/distill.py --config "$CFG/$config" --data_dir "$DATA" --output_dir "$RUNS/$run"
+    python recipes/distill.py --config "$CFG/$config" --data_dir "$DATA" --output_dir "$RUNS/$run" < /dev/null
   cp "$RUNS/$run/results.json" "$kept"
-  publish "$kept"
-  collect
+  publish "$kept" < /dev/null
+  collect < /dev/null
 done <<RUNS_TABLE
 resnet56__resnet20.yaml resnet56__resnet20/icd_kd $PROTOCOL_KEEP/resnet20_icd_kd.json
 wrn_16_2__resnet20.yaml wrn_16_2__resnet20/icd_kd $KEEP/resnet20_icd_kd_from_wrn_16_2.json
