@@ -373,3 +373,20 @@ def test_initialisation_stages_train_every_teachers_modules(method, tmp_path):
     expected = {str(i) for i, member in enumerate(loss.members) if any(True for _ in member.parameters())}
     assert changed == expected and "1" in expected
     assert trainer.state.global_step == 3
+
+
+def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_their_runs(ensemble_bench):
+    from icd_hf.models.auto_classifier import load_image_classifier
+    from icd_hf.runs import RunResults
+
+    if not ensemble_bench.TEACHER_EVAL.is_file():
+        pytest.skip("the ensemble demonstration has not evaluated its teachers yet")
+    evaluated = json.loads(ensemble_bench.TEACHER_EVAL.read_text())
+    for name, folder in ensemble_bench.TEACHERS.items():
+        model = load_image_classifier(folder, num_labels=100, role="teacher")
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+        record = RunResults.read(folder / "results.json")
+        assert (record.student.name, record.training["num_train_epochs"]) == (name, 6)
+        # The fp16 weights, evaluated by eval-teachers, classify as the trained fp32 model did (up to rounding).
+        assert evaluated["top1"][name] == pytest.approx(record.metrics.top1, abs=0.15)
+        assert evaluated["num_parameters"][name] == sum(p.numel() for p in model.parameters())
