@@ -390,3 +390,17 @@ def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_
         # The fp16 weights, evaluated by eval-teachers, classify as the trained fp32 model did (up to rounding).
         assert evaluated["top1"][name] == pytest.approx(record.metrics.top1, abs=0.15)
         assert evaluated["num_parameters"][name] == sum(p.numel() for p in model.parameters())
+
+
+def test_ensemble_forms_take_the_same_hyper_parameters_and_defaults_as_their_losses():
+    import inspect
+
+    from icd_hf.losses import get_loss_class, hyperparameters, list_losses
+
+    forms = {name: get_loss_class(name).ensemble_loss for name in list_losses() if get_loss_class(name).ensemble_loss}
+    assert set(forms) == {"icd", "kd"}
+    for name, form in forms.items():
+        params = inspect.signature(form.__init__).parameters
+        own = {k: p.default for k, p in params.items() if k not in ("self", "student_spec", "teacher_specs",
+                                                                      "teacher_names")}
+        assert own == hyperparameters(get_loss_class(name)), name
