@@ -17,7 +17,8 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .losses import FeatureSpec, build_loss, get_loss_class, probe_feature_spec
-from .losses.ensemble import TEACHER_WEIGHTINGS, EnsembleOutput, build_ensemble_loss
+from .losses.base import split_loss_value
+from .losses.ensemble import EnsembleOutput, build_ensemble_loss, check_teacher_weighting
 from .losses.presets import MethodSpec, resolve_method
 from .models.modeling_hf_adapter import ensure_distillation_model
 from .models.modeling_outputs import DistillationModelOutput
@@ -59,8 +60,7 @@ class TeacherEnsemble(nn.Module):
         if len(teachers) < 2:
             raise ValueError(f"A teacher ensemble needs at least 2 teachers, got {len(teachers)}: pass one teacher "
                              f"as `teacher` instead.")
-        if weighting not in TEACHER_WEIGHTINGS:
-            raise ValueError(f"Unknown teacher weighting {weighting!r}: use one of {', '.join(TEACHER_WEIGHTINGS)}.")
+        self.weighting = check_teacher_weighting(weighting)
         self.members = nn.ModuleList(ensure_distillation_model(t) for t in teachers)
         if names is None:
             names = [teacher_name(t, f"teacher{k}") for k, t in enumerate(teachers)]
@@ -70,7 +70,6 @@ class TeacherEnsemble(nn.Module):
         if len(set(names)) != len(names):
             names = [f"{n}_{k}" for k, n in enumerate(names)]
         self.names = names
-        self.weighting = weighting
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> EnsembleOutput:
         members = [m(pixel_values=pixel_values, output_hidden_states=output_hidden_states) for m in self.members]
@@ -141,7 +140,6 @@ class Distiller(nn.Module):
                     )
         self.student_spec = student_spec
         self.teacher_spec = teacher_specs[0] if len(teacher_specs) == 1 else None
-        self.teacher_specs = teacher_specs
         losses = {}
         for term in self.method.terms:
             kwargs = dict(term.kwargs)
@@ -211,10 +209,10 @@ class Distiller(nn.Module):
         total = self.ce_weight * ce
         terms: dict[str, torch.Tensor] = {"ce": ce.detach()}
         for name, loss_module in self.losses.items():
-            value = loss_module(student_out, teacher_out, labels=labels, index=index, epoch=epoch)
-            if isinstance(value, dict):
-                terms.update({f"{name}/{k}": v.detach() for k, v in value.items() if k != "loss"})
-                value = value["loss"]
+            value, extras = split_loss_value(
+                loss_module(student_out, teacher_out, labels=labels, index=index, epoch=epoch), name
+            )
+            terms.update(extras)
             total = total + self.loss_weights[name] * value
             terms[name] = value.detach()
         return DistillerOutput(loss=total, logits=student_out.logits, terms=terms)

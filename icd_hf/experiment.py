@@ -62,15 +62,6 @@ def build_student(cfg: ExperimentConfig, num_classes: int, class_names: list[str
     )
 
 
-def load_teacher(
-    cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
-) -> PreTrainedModel | None:
-    """Load the trained teacher and check it is the architecture and label space the config says (the first
-    teacher of an ensemble: see ``load_teachers``)."""
-    teachers = load_teachers(cfg, num_classes, class_names)
-    return teachers[0] if teachers else None
-
-
 def load_teachers(
     cfg: ExperimentConfig, num_classes: int, class_names: list[str] | None = None
 ) -> list[PreTrainedModel]:
@@ -179,13 +170,12 @@ class _RunRecorder(TrainerCallback):
 
 def experiment_fingerprint(cfg: ExperimentConfig, method: MethodSpec) -> dict[str, Any]:
     """What defines the run of ``cfg`` (see ``icd_hf.runs.run_fingerprint``); the teacher only when used."""
-    uses_teacher = method.needs_teacher
-    ensemble = uses_teacher and len(cfg.teacher_sources()) > 1
+    checkpoints = [s.checkpoint for s in cfg.teacher_sources()]  # none when the method needs no teacher
+    ensemble = len(checkpoints) > 1
     return run_fingerprint(
         student=cfg.student,
-        teacher=cfg.teacher_label if uses_teacher else None,
-        teacher_checkpoint=([s.checkpoint for s in cfg.teacher_sources()] if ensemble
-                            else cfg.teacher_checkpoint if uses_teacher else None),
+        teacher=cfg.teacher_label if method.needs_teacher else None,
+        teacher_checkpoint=checkpoints if ensemble else (checkpoints[0] if checkpoints else None),
         teacher_weighting=cfg.teacher_weighting if ensemble else None,
         method=cfg.method,
         loss=_loss_record(method),
@@ -221,11 +211,6 @@ class Experiment:
     best: _BestAccuracy
     fingerprint: dict[str, Any] = field(default_factory=dict)
     resume_plan: ResumePlan = field(default_factory=ResumePlan)
-
-    @property
-    def teacher(self) -> PreTrainedModel | None:
-        """The one teacher (``None`` without one or for an ensemble: see ``teachers``)."""
-        return self.teachers[0] if len(self.teachers) == 1 else None
 
 
 def prepare_experiment(cfg: ExperimentConfig) -> Experiment:

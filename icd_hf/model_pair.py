@@ -42,19 +42,10 @@ class AdaptedPair:
     teacher_inputs: list[InputSpec]
     teacher_names: list[str]
 
-    @property
-    def teacher(self) -> nn.Module | None:
-        """The one teacher (``None`` without one or for an ensemble)."""
-        return self.teachers[0] if len(self.teachers) == 1 else None
-
-    @property
-    def teacher_input(self) -> InputSpec | None:
-        return self.teacher_inputs[0] if len(self.teacher_inputs) == 1 else None
-
     def distillation_teacher(self, weighting: str = "uniform") -> nn.Module | None:
-        """What the ``Distiller`` runs as its teacher: the one teacher, or a ``TeacherEnsemble`` of them all."""
+        """What the ``Distiller`` runs as its teacher: none, the one teacher, or a ``TeacherEnsemble`` of them."""
         if len(self.teachers) < 2:
-            return self.teacher
+            return self.teachers[0] if self.teachers else None
         from .distiller import TeacherEnsemble
 
         return TeacherEnsemble(self.teachers, names=self.teacher_names, weighting=weighting)
@@ -74,7 +65,7 @@ def adapt_pair(
     cfg: ExperimentConfig,
     info: Any,
     student: PreTrainedModel,
-    teachers: Sequence[PreTrainedModel] | PreTrainedModel | None,
+    teachers: Sequence[PreTrainedModel],
 ) -> AdaptedPair:
     """Wrap ``student`` and each teacher (``cfg.teacher_sources()``'s, in order) with the input adaptation (and
     output conversion) it needs.
@@ -84,14 +75,14 @@ def adapt_pair(
     data = (info.image_size, info.mean, info.std)
     student_spec = input_spec_of(cfg.student, student, cfg.student_image_size)
     student_input = student_spec.resolved(*data)
-    teachers = [teachers] if isinstance(teachers, nn.Module) else list(teachers or [])
     sources = cfg.teacher_sources()[: len(teachers)]
+    names = [source.label for source in sources]
     adapted, inputs = [], []
-    for source, teacher in zip(sources, teachers, strict=True):
+    for name, source, teacher in zip(names, sources, teachers, strict=True):
         spec = input_spec_of(source.checkpoint, teacher, cfg.teacher_image_size)
         inputs.append(spec.resolved(*data))
         adapted.append(adapt_model(teacher, spec, info.mean, info.std))
-        logger.info("Teacher %s input: %s", source.label, _describe(inputs[-1]))
+        logger.info("Teacher %s input: %s", name, _describe(inputs[-1]))
     logger.info("Student input: %s (batch: %s px)", _describe(student_input), info.image_size)
     return AdaptedPair(
         student=adapt_model(student, student_spec, info.mean, info.std),
@@ -99,7 +90,7 @@ def adapt_pair(
         processor=build_export_processor(student_input) if student_input.image_size else None,
         student_input=student_input,
         teacher_inputs=inputs,
-        teacher_names=[source.label for source in sources],
+        teacher_names=names,
     )
 
 

@@ -236,6 +236,15 @@ def test_teacher_twice_on_the_command_line_is_an_ensemble(tmp_path):
     assert (one.teacher, one.teacher_checkpoint, one.teachers) == ("resnet8", "runs/t/student", [])
 
 
+def test_config_offers_exactly_the_weightings_the_losses_know():
+    import typing
+
+    from icd_hf.config import experiment_hints
+    from icd_hf.losses.ensemble import TEACHER_WEIGHTINGS
+
+    assert typing.get_args(experiment_hints()["teacher_weighting"]) == TEACHER_WEIGHTINGS
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"teachers": ["a", "b"], "teacher_checkpoint": "c"}, "either teacher/teacher_checkpoint"),
     ({"teachers": ["a", "a"]}, "more than once"),
@@ -376,6 +385,7 @@ def test_initialisation_stages_train_every_teachers_modules(method, tmp_path):
 
 
 def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_their_runs(ensemble_bench):
+    from icd_hf.metrics import count_parameters
     from icd_hf.models.auto_classifier import load_image_classifier
     from icd_hf.runs import RunResults
 
@@ -389,7 +399,7 @@ def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_
         assert (record.student.name, record.training["num_train_epochs"]) == (name, 6)
         # The fp16 weights, evaluated by eval-teachers, classify as the trained fp32 model did (up to rounding).
         assert evaluated["top1"][name] == pytest.approx(record.metrics.top1, abs=0.15)
-        assert evaluated["num_parameters"][name] == sum(p.numel() for p in model.parameters())
+        assert evaluated["num_parameters"][name] == count_parameters(model)
 
 
 def test_ensemble_forms_take_the_same_hyper_parameters_and_defaults_as_their_losses():

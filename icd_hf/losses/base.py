@@ -62,6 +62,13 @@ class BatchContext:
 LossValue = torch.Tensor | dict[str, torch.Tensor]
 
 
+def split_loss_value(value: LossValue, prefix: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A loss's value and its extra entries to log, detached and named ``<prefix>/<key>``."""
+    if not isinstance(value, dict):
+        return value, {}
+    return value["loss"], {f"{prefix}/{k}": v.detach() for k, v in value.items() if k != "loss"}
+
+
 class DistillationLoss(nn.Module):
     """Base class of every distillation objective, and the one place a method is described.
 

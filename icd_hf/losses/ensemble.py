@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +32,24 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math
-from .base import BatchContext, DistillationLoss, FeatureSpec, check_hyperparameters, get_loss_class
+from .base import (
+    BatchContext,
+    DistillationLoss,
+    FeatureSpec,
+    check_hyperparameters,
+    get_loss_class,
+    split_loss_value,
+)
 
 TeacherWeighting = Literal["uniform", "confidence"]
-TEACHER_WEIGHTINGS: tuple[str, ...] = ("uniform", "confidence")
+TEACHER_WEIGHTINGS: tuple[str, ...] = get_args(TeacherWeighting)
+
+
+def check_teacher_weighting(weighting: str) -> str:
+    """``weighting`` if it is one of ``TEACHER_WEIGHTINGS``, else a ``ValueError`` naming them."""
+    if weighting not in TEACHER_WEIGHTINGS:
+        raise ValueError(f"Unknown teacher weighting {weighting!r}: use one of {', '.join(TEACHER_WEIGHTINGS)}.")
+    return weighting
 
 
 def confidence_weights(teacher_logits: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
@@ -57,10 +71,7 @@ class EnsembleOutput:
     _cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.weighting not in TEACHER_WEIGHTINGS:
-            raise ValueError(
-                f"Unknown teacher weighting {self.weighting!r}: use one of {', '.join(TEACHER_WEIGHTINGS)}."
-            )
+        check_teacher_weighting(self.weighting)
         if len(self.members) != len(self.names):
             raise ValueError(f"{len(self.members)} teacher outputs for {len(self.names)} teacher names.")
 
@@ -180,10 +191,8 @@ class PerTeacherLoss(EnsembleLoss):
         total = student.logits.new_zeros((), dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
         for name, weight, loss, out in zip(self.teacher_names, weights, self.members, teachers.members, strict=True):
-            value = loss.compute(student, out, batch)
-            if isinstance(value, dict):
-                terms.update({f"{name}/{k}": v.detach() for k, v in value.items() if k != "loss"})
-                value = value["loss"]
+            value, extras = split_loss_value(loss.compute(student, out, batch), name)
+            terms.update(extras)
             terms[f"{name}/loss"] = value.detach()
             total = total + weight * value
         return {"loss": total, **terms, **self.weight_terms(weights)}

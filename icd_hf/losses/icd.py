@@ -91,14 +91,14 @@ class EnsembleIcdLoss(EnsembleLoss):
                 ) -> dict[str, torch.Tensor]:
         weights = teachers.weights(batch.labels)
         scales = self.scale()
+        teacher_features = [_pooled_pair(student, out)[1] for out in teachers.members]
+        f_s = student.pooler_output
+        with float32_math(f_s):
+            z_s = self.embed_student(f_s.float()).float()
         total = student.logits.new_zeros((), dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
-        z_s = None
-        for k, (name, out) in enumerate(zip(self.teacher_names, teachers.members, strict=True)):
-            f_s, f_t = _pooled_pair(student, out)
+        for k, (name, f_t) in enumerate(zip(self.teacher_names, teacher_features, strict=True)):
             with float32_math(f_s):
-                if z_s is None:
-                    z_s = self.embed_student(f_s.float()).float()
                 z_t = self.embed_teachers[k](f_t.detach().float()).float()
                 logits = scales[k] * (z_s @ z_t.T) + self.logit_bias[k].float()
             loss, contrastive, invariance = icd_terms(logits, self.invariance_weight, self.symmetric)

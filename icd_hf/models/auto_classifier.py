@@ -21,10 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 
-from .registry import create_model, is_model
+from .registry import create_model, is_model, with_training_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +139,8 @@ def load_image_classifier(
             )
         return create_model(name, num_classes=num_labels)
     path = resolve_model_dir(name)
-    # Training runs in float32 (autocast adds bf16 where it pays): a checkpoint stored in fp16/bf16 (a published
-    # teacher, half the size) is upcast, where transformers would keep the stored dtype. dtype=... overrides.
-    model_kwargs = {"dtype": torch.float32, **from_pretrained_kwargs}
-    from_pretrained_kwargs.pop("dtype", None)
+    model_kwargs = with_training_dtype(from_pretrained_kwargs)
+    from_pretrained_kwargs.pop("dtype", None)  # a model's, not its config's
     try:
         config = AutoConfig.from_pretrained(path, **from_pretrained_kwargs)
     except (OSError, ValueError) as err:

@@ -114,6 +114,15 @@ def create_model(name: str, num_classes: int = 100, **kwargs: Any) -> PreTrained
     raise _unknown_model_error(name)
 
 
+def with_training_dtype(from_pretrained_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``from_pretrained`` kwargs with ``dtype`` float32 unless the caller chose one.
+
+    Training keeps float32 master weights: a checkpoint stored in fp16/bf16 (the published teachers are fp16 to
+    halve their size) is upcast on load, where transformers would keep the stored dtype.
+    """
+    return {"dtype": torch.float32, **from_pretrained_kwargs}
+
+
 def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = None, **kwargs: Any) -> PreTrainedModel:
     """A zoo/timm name gives a fresh model; a directory or Hub id gives the saved weights.
 
@@ -139,9 +148,7 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
                 f"load_model() does not take {forbidden!r}: changing the label space of a checkpoint would "
                 f"re-initialise its classifier. Pass num_classes=<n> to check it, or build a fresh model instead."
             )
-    # Training keeps float32 master weights: a checkpoint stored in fp16/bf16 (the published teachers are fp16 to
-    # halve their size) is upcast on load, where transformers would keep the stored dtype. dtype=... overrides.
-    kwargs.setdefault("dtype", torch.float32)
+    kwargs = with_training_dtype(kwargs)
     config_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "trust_remote_code") if k in kwargs}
     config = AutoConfig.from_pretrained(name, **config_kwargs)
     if num_classes is not None and config.num_labels != num_classes:
