@@ -191,6 +191,18 @@ def test_distiller_with_two_teachers_trains_only_the_student_and_heads():
                   [_teachers()[0], create_model("resnet8", num_classes=10)], "kd")
 
 
+def test_fast_path_compiles_each_teacher_of_an_ensemble():
+    from icd_hf.fast import is_compiled, prepare_for_speed
+
+    torch.manual_seed(0)
+    distiller = Distiller(create_model("resnet8", num_classes=NUM_CLASSES), _teachers(), "kd")
+    prepare_for_speed(distiller, channels_last=False, compile=True, compile_backend="eager")
+    assert is_compiled(distiller.student) and all(is_compiled(m) for m in distiller.teacher.members)
+    assert not is_compiled(distiller.teacher) and not is_compiled(distiller.losses)
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.isfinite(distiller(x, labels=torch.arange(4)).loss)
+
+
 def _train(output_dir, max_steps: int, save_steps: int | None = None, resume: str | None = None):
     torch.manual_seed(0)
     student = create_model("resnet8", num_classes=NUM_CLASSES)
@@ -279,6 +291,15 @@ def test_ensemble_run_records_every_teacher_and_its_card_lists_them(tmp_path):
     assert data["teacher"]["name"] == "resnet8+wrn_16_2"
     assert data["fingerprint"]["teacher_weighting"] == "uniform" and len(data["fingerprint"]["teacher_weights"]) == 2
     assert RunResults.read(tmp_path / "ens").teachers == record.teachers
+    # Teachers on the Hub become the card's base_model; a local path names nothing for a reader.
+    from dataclasses import replace
+
+    from icd_hf.hub import build_card_data
+
+    on_hub = replace(record, teachers=[replace(record.teachers[0], path_or_hub_id="org/teacher-a"),
+                                       record.teachers[1]])
+    assert build_card_data(on_hub).base_model == ["org/teacher-a"]
+    assert build_card_data(record).base_model is None
     card = str(render_model_card(record))
     assert "distilled from an ensemble of 2\nteachers (resnet8, wrn_16_2;" in card
     for t in record.teachers:
