@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,90 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- cpu-budget-table:begin (benchmarks/cpu_budget.py collect) -->", "<!-- cpu-budget-table:end -->"
 # The order of the protocol (benchmarks/cpu_budget.sh); runs of other methods follow, sorted.
 METHOD_ORDER = ("vanilla", "kd", "icd", "icd+kd", "crd+kd", "dkd")
+
+
+CONFIG = "recipes/configs/cpu_budget/resnet56__resnet20.yaml"
+RUNS = Path("runs") / "cpu_budget" / "resnet56__resnet20"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the protocol's table: a method (with loss overrides when it is a control) and the seeds it runs.
+
+    ``key`` names its kept files, ``resnet20_<key>_seed<k>.json``.
+    """
+
+    key: str
+    method: str
+    label: str
+    seeds: tuple[int, ...] = (0, 1, 2)
+    loss_overrides: dict[str, object] = field(default_factory=dict)
+
+
+# The protocol's students (issue 19): every loss at its defaults, DKD with beta 2 (the config), same teacher.
+ROWS = (
+    Row("vanilla", "vanilla", "vanilla (labels only)"),
+    Row("kd", "kd", "KD (CE 0.1 + KD 0.9, the CRD benchmark's KD)"),
+    Row("kd_ce1", "kd", "KD (CE 1, as in x+KD)", loss_overrides={"ce_weight": 1.0, "kd": {"weight": 1.0}}),
+    Row("icd", "icd", "ICD (CE 1 + ICD 1)", seeds=(0,)),
+    Row("icd_kd", "icd+kd", "ICD+KD (CE 1 + KD 1 + ICD 1)"),
+    Row("dkd", "dkd", "DKD (beta 2)"),
+    Row("crd_kd", "crd+kd", "CRD+KD", seeds=(0,)),
+    Row("icd_dkd", "icd+dkd", "ICD+DKD", seeds=(0,)),
+)
+
+
+def kept_name(row: Row, seed: int) -> str:
+    return f"resnet20_{row.key}_seed{seed}.json"
+
+
+def run_queue(rows: Sequence[Row] = ROWS) -> list[tuple[Row, int]]:
+    """Every (row, seed) in the order they run: seed 0 of every row first, so a stop leaves a whole table."""
+    return sorted(((r, s) for r in rows for s in r.seeds), key=lambda rs: (rs[1], rows.index(rs[0])))
+
+
+def distill_command(row: Row, seed: int, data_dir: str) -> list[str]:
+    command = [sys.executable, "recipes/distill.py", "--config", CONFIG, "--method", row.method,
+               "--data_dir", data_dir, "--training.seed", str(seed),
+               "--output_dir", str(RUNS / f"{row.key}-seed{seed}")]
+    if row.loss_overrides:
+        command += ["--loss_overrides", json.dumps(row.loss_overrides)]
+    return command
+
+
+def _commit(repo: Path, paths: Sequence[str], message: str) -> None:
+    for _ in range(5):
+        add = subprocess.run(["git", "add", "--", *paths], cwd=repo)
+        if add.returncode == 0 and subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths],
+                                                  cwd=repo).returncode == 0:
+            return
+        subprocess.run(["sleep", "5"])
+    print(f"commit of {paths} in {repo} failed", file=sys.stderr)
+
+
+def run_protocol(data_dir: str, commit_to: Path | None, only: Sequence[str] = ()) -> None:
+    """Run every pending (row, seed) from this checkout, keep each finished run in ``commit_to`` (default this
+    checkout) and commit it there at once, then regenerate the summary and README there. A kept run is skipped; an
+    interrupted one resumes from its last checkpoint (distill.py's resume)."""
+    repo = commit_to or ROOT
+    kept = repo / KEPT_RUNS.relative_to(ROOT)
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), "PYTHONPATH": str(ROOT)}
+    for row, seed in run_queue():
+        name = kept_name(row, seed)
+        if (only and f"{row.key}:{seed}" not in only) or (kept / name).is_file():
+            continue
+        print(f"== {row.key} seed {seed}: {' '.join(distill_command(row, seed, data_dir))}", flush=True)
+        subprocess.run(distill_command(row, seed, data_dir), cwd=ROOT, env=env, check=True)
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / RUNS / f"{row.key}-seed{seed}" / "results.json", kept / name)
+        rel = str((kept / name).relative_to(repo))
+        _commit(repo, [rel], f"cpu budget: {rel}")
+        collected = subprocess.run([sys.executable, "benchmarks/cpu_budget.py", "collect"], cwd=repo,
+                                   env={**env, "PYTHONPATH": str(repo)}, capture_output=True, text=True)
+        if collected.returncode == 0:
+            _commit(repo, ["README.md", str(SUMMARY.relative_to(ROOT))], "cpu budget: summary and README table")
+        else:
+            print(f"collect failed in {repo}:\n{collected.stderr[-2000:]}", file=sys.stderr)
 
 
 def export_teacher(run_dir: Path, out_dir: Path) -> Path:
@@ -229,8 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     col = sub.add_parser("collect", help="write cifar100_cpu_budget.json and the README table from the kept runs")
     col.add_argument("--paper_dir", type=Path, default=None, help="the paper's CSVs (default ../shared/paper)")
     sub.add_parser("check", help="exit 1 when the README table differs from what the summary generates")
+    run = sub.add_parser("run", help="run every pending (row, seed) of the protocol, keep and commit each")
+    run.add_argument("--data_dir", required=True, help="the folder holding the cifar-100-python pickles")
+    run.add_argument("--commit_to", type=Path, default=None, help="the checkout to keep and commit results in")
+    run.add_argument("--only", nargs="*", default=(), help="KEY:SEED pairs to run (default: every pending one)")
     args = parser.parse_args(argv)
-    if args.command == "export-teacher":
+    if args.command == "run":
+        run_protocol(args.data_dir, args.commit_to, args.only)
+    elif args.command == "export-teacher":
         print(export_teacher(args.run_dir, args.out_dir))
     elif args.command == "collect":
         print(markdown_table(collect(paper_dir=args.paper_dir)))

@@ -328,6 +328,7 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         wall_time_s=round(recorder.elapsed_s(), 1),
         resumed_from=plan.checkpoint,
         device=device_name(),
+        precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         fingerprint=exp.fingerprint,
     )
     if is_main:

@@ -52,14 +52,32 @@ def git_commit() -> str:
     return f"{commit}+dirty" if dirty else commit
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model_name() -> str | None:
+    """The CPU's model as the OS names it (``/proc/cpuinfo``'s ``model name``), ``None`` where it does not say.
+
+    Recorded with every run: the same code and seed give different accuracies on CPUs with different kernels
+    (AVX2 vs AVX-512/AMX), so a number without its CPU cannot be reproduced.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or None
+
+
 def device_name(device: torch.device | str | None = None) -> str:
-    """Human-readable name of ``device`` (default: CUDA when available, else the CPU)."""
+    """Human-readable name of ``device`` (default: CUDA when available, else the CPU), for a CPU with its model."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    model = cpu_model_name()
+    return f"cpu ({f'{model}, ' if model else ''}{platform.machine()}, {os.cpu_count()} cores)"
 
 
 def available_cpus() -> int:
@@ -169,6 +187,8 @@ class RunResults:
         baselines: known accuracies for the card (``vanilla_top1``, ``kd_top1``).
         config: the ``ExperimentConfig`` as a dict.
         command, git_commit, device, wall_time_s, resumed_from: provenance.
+        precision: the numeric mode training ran in (``"bf16"``, ``"fp16"`` or ``"fp32"``; ``None`` in files written
+            before it was recorded).
         fingerprint: what defines the run (``run_fingerprint``): a resume or a sweep compares it.
         hub_url: the upload commit, when the run was pushed at the end of training (not written to the file).
         hub_export: in an exported folder, what its card was rendered with (``icd_hf.hub.export``).
@@ -192,6 +212,7 @@ class RunResults:
     wall_time_s: float | None = None
     resumed_from: str | None = None
     device: str | None = None
+    precision: str | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)
     hub_url: str | None = None
     hub_export: dict[str, Any] | None = None
@@ -201,7 +222,7 @@ class RunResults:
 
     # The JSON layout: these keys in this order (as before the record was versioned), then the optional ones.
     _LAYOUT = ("method", "teacher", "student", "dataset", "loss", "training", "metrics", "baselines", "config",
-               "command", "git_commit", "wall_time_s", "resumed_from", "device", "fingerprint")
+               "command", "git_commit", "wall_time_s", "resumed_from", "device", "precision", "fingerprint")
     _OPTIONAL = ("hub_export",)
 
     # ---- the image size, the one fallback every reader needs
