@@ -343,7 +343,9 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
             from .hub import HubPublishError, push_to_hub
 
             try:
-                results.hub_url = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private)
+                # The token of --training.hub_token (never recorded: the record masks it), else the login's.
+                results.hub_url = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private,
+                                              token=cfg.training.get("hub_token"))
             except HubPublishError as err:
                 # Training is done and saved; a failed upload must not look like a failed run.
                 logger.error("%s", err)

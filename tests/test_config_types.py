@@ -118,7 +118,8 @@ def test_only_the_main_process_reports(capsys, monkeypatch):
         fake = type("E", (), {"trainer": _Trainer(main)})()
         monkeypatch.setattr(icd_hf.experiment, "prepare_experiment", lambda cfg, fake=fake: fake)
         monkeypatch.setattr(icd_hf.experiment, "execute_experiment",
-                            lambda exp, command=None: RunResults("vanilla", ModelRecord("resnet8"), RunMetrics(1.0)))
+                            lambda exp, command=None: RunResults(method="vanilla", student=ModelRecord("resnet8"),
+                                                                           metrics=RunMetrics(1.0)))
         assert run_from_argv(["--method", "vanilla", "--dataset", "digits"], prog="distill.py") == 0
         out = capsys.readouterr().out
         assert ('"top1": 1.0' in out) is printed

@@ -21,20 +21,13 @@ from ..hub_ids import is_hub_id
 from ..losses import get_loss_class
 from ..losses.presets import method_display_name
 from ..paper import PaperResult, find_paper_result
-from ..runs import RunResults, RunResultsError
+from ..runs import RunResults, RunResultsError, defines_the_run
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES_DIR / "student_card.md"
 TEACHER_TEMPLATE = TEMPLATES_DIR / "teacher_card.md"
 DEFAULT_LICENSE = "apache-2.0"
 LOCAL_REPO_REF = "path/to/this/folder"
-
-# Training-argument keys that describe bookkeeping, not the recipe: left out of the card's training list.
-_BOOKKEEPING_KEYS = {
-    "output_dir", "logging_dir", "logging_steps", "report_to", "save_strategy", "save_steps", "save_total_limit",
-    "eval_strategy", "eval_steps", "per_device_eval_batch_size", "disable_tqdm", "dataloader_num_workers",
-    "overwrite_output_dir", "use_cpu", "push_to_hub", "hub_model_id", "run_name", "logging_strategy",
-}
 
 
 @dataclass(frozen=True)
@@ -208,7 +201,7 @@ def _accuracy_rows(record: RunResults, paper: PaperResult | None) -> list[dict[s
 
 
 def _training_items(record: RunResults) -> list[tuple[str, str]]:
-    return [(k, _format_value(v)) for k, v in record.training.items() if k not in _BOOKKEEPING_KEYS and v is not None]
+    return [(k, _format_value(v)) for k, v in record.training.items() if defines_the_run(k) and v is not None]
 
 
 def _provenance(record: RunResults) -> str:
