@@ -23,6 +23,7 @@ shows where the next speed-up has to come from. Usage::
     python benchmarks/throughput.py --device cuda --methods kd,crd+kd,icd,icd+kd --json out.json
     python benchmarks/throughput.py --device cpu --pairs wrn_40_2:wrn_16_2,resnet56:resnet20 \
         --methods kd,icd+kd,crd+kd --cost_split --json benchmarks/results/throughput_cpu.json
+    python benchmarks/report.py collect throughput_cpu     # the README block from that file
     python benchmarks/throughput.py --device cpu --teacher resnet8 --student resnet8 --batch_size 16 \
         --steps 3 --warmup 1 --methods kd --num_classes 10
 """
@@ -47,13 +48,14 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by path from the tests
 from reference_loop import (  # noqa: E402
     CIFAR100_MEAN,
     CIFAR100_STD,
     classic_train_loader,
     reference_train_steps,
 )
+from reports.throughput_cpu import COST_PHASES, cost_split_table  # noqa: E402
 
 from icd_hf.distiller import Distiller  # noqa: E402
 from icd_hf.fast import (  # noqa: E402
@@ -220,7 +222,6 @@ def _fast_parts(
     return distiller, optimizer, loader
 
 
-COST_PHASES = ("data", "teacher", "student_forward", "losses", "backward", "optimizer")
 
 
 def cost_split(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> dict[str, float]:
@@ -414,70 +415,6 @@ def markdown_table(results: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
-    """``{row: {phase: ms}}`` as a markdown table with each phase's share of the row's total."""
-    lines = ["| pair method | " + " | ".join(COST_PHASES) + " | total |", "|---|" + "---:|" * (len(COST_PHASES) + 1)]
-    for key, phases in splits.items():
-        total = sum(phases.values())
-        cells = [f"{phases[p]:.1f} ms ({100 * phases[p] / total:.0f}%)" for p in COST_PHASES]
-        lines.append(f"| {key} | " + " | ".join(cells) + f" | {total:.1f} ms |")
-    return "\n".join(lines)
-
-
-def readme_summary(report: dict[str, Any]) -> str:
-    """The README's view of a saved report: images/s per path side by side with the ratios to the reference, the
-    cost split when measured, and what the numbers were measured on (generated, never typed)."""
-    rows: dict[str, dict[str, float]] = {}
-    for r in report["results"]:
-        key = f"{r['pair']} {r['method']}" if r.get("pair") else r["method"]
-        rows.setdefault(key, {})[r["path"]] = r["images_per_s"]
-    paths = [p for p in ("a", "b", "c") if any(p in v for v in rows.values())]
-    names = {"a": "(a) fast path", "b": "(b) Trainer", "c": "(c) reference"}
-    ratio_paths = [p for p in paths if p != "c"] if "c" in paths else []
-    lines = [
-        "| method | " + " | ".join(names[p] for p in paths) + "".join(f" | {p}/c" for p in ratio_paths) + " |",
-        "|---|" + "---:|" * (len(paths) + len(ratio_paths)),
-    ]
-    for key, ips in rows.items():
-        cells = [f"{ips[p]:,.0f} img/s" if p in ips else "–" for p in paths]
-        cells += [f"{ips[p] / ips['c']:.2f}" if p in ips and "c" in ips else "–" for p in ratio_paths]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    env, cfg = report["environment"], report["config"]
-    facts = [env["device"], f"batch {cfg['batch_size']}", f"{cfg['steps']} timed steps x {cfg.get('repeats', 1)}",
-             f"torch {env['torch']}", f"commit `{env['git_commit']}`"]
-    if "cpu_bf16" in env:
-        facts.append(f"native bf16: {env['cpu_bf16']}")
-    if env.get("load_average_1min"):
-        facts.append("1-min load average " + " → ".join(f"{v:.1f}" for v in env["load_average_1min"] if v is not None))
-    lines += ["", "Measured on " + ", ".join(facts) + "."]
-    if report.get("cost_split_ms_per_step"):
-        lines += ["", "Where a fast-path step goes (bare loop, phases timed one after another):", "",
-                  cost_split_table(report["cost_split_ms_per_step"])]
-    return "\n".join(lines)
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-README_REPORT = Path(__file__).resolve().parent / "results" / "throughput_cpu.json"
-README_BEGIN = "<!-- throughput-cpu:begin (python benchmarks/throughput.py --render_readme) -->"
-README_END = "<!-- throughput-cpu:end -->"
-
-
-def render_readme(report_path: Path = README_REPORT, readme: Path = README, *, check: bool = False) -> bool:
-    """Put ``readme_summary`` of the committed report between the README's markers (``check``: only compare).
-
-    Returns whether the README already showed it.
-    """
-    text = readme.read_text()
-    start, end = text.find(README_BEGIN), text.find(README_END)
-    if start < 0 or end < start:
-        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block")
-    block = f"{README_BEGIN}\n{readme_summary(json.loads(report_path.read_text()))}\n{README_END}"
-    current = text[start:end + len(README_END)] == block
-    if not check and not current:
-        readme.write_text(text[:start] + block + text[end + len(README_END):])
-    return current
-
-
 def parse_pairs(text: str | None, teacher: str, student: str) -> list[tuple[str, str]]:
     """``"wrn_40_2:wrn_16_2,resnet56:resnet20"`` -> pairs; ``None`` -> the single ``--teacher``/``--student``."""
     if not text:
@@ -521,8 +458,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="measure each (method, path) this many times, paths interleaved; report the median")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument("--render_readme", nargs="?", const=str(README_REPORT), default=None, metavar="REPORT",
-                   help="measure nothing: render a saved report (default the committed CPU one) into README.md")
     cfg = p.parse_args(argv)
     unknown = sorted(set(cfg.paths.split(",")) - set(PATHS))
     if unknown:
@@ -565,9 +500,6 @@ def measure_method(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; prints a markdown table and returns (and optionally writes) the results."""
     cfg = parse_args(argv)
-    if cfg.render_readme:
-        render_readme(Path(cfg.render_readme))
-        return json.loads(Path(cfg.render_readme).read_text())
     device = resolve_device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA device; use --device cpu")

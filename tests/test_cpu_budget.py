@@ -1,9 +1,8 @@
-"""The CPU-budget protocol: its configs, the fp16 teacher export, and the results table generated from kept runs."""
+"""The CPU-budget protocol: its configs and its published fp16 teachers (its table: tests/test_reports.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -17,10 +16,10 @@ CONFIGS = ROOT / "recipes" / "configs"
 
 
 @pytest.fixture(scope="module")
-def cpu_budget():
-    spec = importlib.util.spec_from_file_location("cpu_budget", ROOT / "benchmarks" / "cpu_budget.py")
+def teachers():
+    spec = importlib.util.spec_from_file_location("bench_teachers", ROOT / "benchmarks" / "teachers.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["cpu_budget"] = module
+    sys.modules["bench_teachers"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -55,103 +54,7 @@ def test_protocol_changes_only_the_schedule():
     assert student.loss_overrides == {"dkd": {"beta": 2, "warmup_epochs": 3 * 20 / 240}}
 
 
-def _results(method: str, top1: float, seed: int = 0, teacher: str | None = "resnet56", epochs: int = 3) -> dict:
-    return {
-        "method": method,
-        "teacher": {"name": teacher} if teacher else None,
-        "student": {"name": "resnet20" if teacher else "resnet56"},
-        "training": {"num_train_epochs": epochs},
-        "config": {"training": {"seed": seed}},
-        "metrics": {"top1": top1, "top5": top1 + 20, "best_top1": top1 + 0.5, "best_epoch": epochs},
-        "wall_time_s": 1200.0, "device": "cpu", "git_commit": "abc1234", "command": f"distill --method {method}",
-    }
-
-
-def _kept(tmp_path: Path) -> Path:
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    runs = {
-        "teacher_resnet56": _results("vanilla", 50.0, teacher=None, epochs=6),
-        "resnet20_vanilla": _results("vanilla", 40.0),
-        "resnet20_kd": _results("kd", 42.0),
-        "resnet20_kd_seed1": _results("kd", 44.0, seed=1),
-        "resnet20_icd_kd": _results("icd+kd", 43.0),
-    }
-    for name, results in runs.items():
-        (kept / f"{name}.json").write_text(json.dumps(results))
-    return kept
-
-
-def test_bf16_check_rows(cpu_budget, tmp_path):
-    kept = _kept(tmp_path)
-    for precision, top1 in (("fp32", 30.0), ("bf16", 29.5)):
-        (kept / f"bf16_check_{precision}.json").write_text(json.dumps(_results("vanilla", top1, teacher=None)))
-    summary = cpu_budget.summarise(kept, _paper(tmp_path))
-    assert {p: r["top1"] for p, r in summary["bf16_check"].items()} == {"fp32": 30.0, "bf16": 29.5}
-    table = cpu_budget.markdown_table(summary)
-    assert "| fp32 | 3 | 30.00 | 30.50 | 50.00 | 20 min |" in table
-    assert "| bf16 | 3 | 29.50 | 30.00 | 49.50 | 20 min |" in table
-    # bf16 runs are not students of the pair.
-    assert [m["method"] for m in summary["students"]] == ["vanilla", "kd", "icd+kd"]
-
-
-def _paper(tmp_path: Path) -> Path:
-    paper = tmp_path / "paper"
-    paper.mkdir()
-    (paper / "table1_cifar100_same_architecture.csv").write_text(
-        "teacher,resnet-56\nstudent,resnet-20\nteacher_acc,72.34\nstudent_vanilla_acc,69.06\nKD,70.66\n"
-        "ICD+KD,71.81\n"
-    )
-    return paper
-
-
-def test_summary_and_table_from_kept_runs(cpu_budget, tmp_path):
-    summary = cpu_budget.summarise(_kept(tmp_path), _paper(tmp_path))
-    assert summary["teacher"]["top1"] == 50.0 and summary["paper_240_epochs_teacher_top1"] == 72.34
-    by_method = {m["method"]: m for m in summary["students"]}
-    assert list(by_method) == ["vanilla", "kd", "icd+kd"]  # the protocol's order
-    assert by_method["kd"]["top1_mean"] == 43.0
-    assert by_method["kd"]["top1_std"] == pytest.approx(2 ** 0.5)  # sample std of 42 and 44
-    assert by_method["vanilla"]["top1_std"] is None
-    assert [m["paper_240_epochs_top1"] for m in summary["students"]] == [69.06, 70.66, 71.81]
-    table = cpu_budget.markdown_table(summary)
-    assert "| resnet56 (teacher) | vanilla | 6 | 50.00 | 50.50 | 70.00 | 20 min | 72.34 |" in table
-    assert "| resnet20 | KD | 3 | 43.00 ± 1.41 (2 seeds) | 43.50 | 63.00 | 20 min | 70.66 |" in table
-    assert "| resnet20 | ICD+KD | 3 | 43.00 | 43.50 | 63.00 | 20 min | 71.81 |" in table
-
-
-def test_collect_fills_the_readme_and_check_catches_drift(cpu_budget, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{cpu_budget.BEGIN}\nold\n{cpu_budget.END}\n\nafter\n")
-    summary_path = tmp_path / "summary.json"
-    cpu_budget.collect(_kept(tmp_path), summary_path, readme, _paper(tmp_path))
-    text = readme.read_text()
-    assert "old" not in text and text.endswith("\n\nafter\n") and "| resnet20 | ICD+KD |" in text
-    assert cpu_budget.readme_matches(summary_path, readme)
-    readme.write_text(text.replace("43.00 ± 1.41", "45.00 ± 1.41"))
-    assert not cpu_budget.readme_matches(summary_path, readme)
-    with pytest.raises(ValueError, match="no <!-- cpu-budget-table:begin"):
-        cpu_budget.replace_block("# no markers", "x")
-
-
-def test_committed_readme_matches_committed_results(cpu_budget):
-    if not cpu_budget.SUMMARY.is_file():
-        pytest.skip("no CPU-budget run has finished yet (benchmarks/results/cifar100_cpu_budget.json)")
-    assert cpu_budget.summary_matches_runs(), "run `python benchmarks/cpu_budget.py collect`"
-    assert cpu_budget.readme_matches(), "run `python benchmarks/cpu_budget.py collect`"
-
-
-def test_a_kept_run_added_without_collect_is_caught(cpu_budget, tmp_path):
-    kept, summary_path = _kept(tmp_path), tmp_path / "summary.json"
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{cpu_budget.BEGIN}\n{cpu_budget.END}\n")
-    cpu_budget.collect(kept, summary_path, readme, _paper(tmp_path))
-    assert cpu_budget.summary_matches_runs(kept, summary_path)
-    (kept / "resnet20_dkd.json").write_text(json.dumps(_results("dkd", 41.0)))
-    assert not cpu_budget.summary_matches_runs(kept, summary_path)
-
-
-def test_export_teacher_writes_fp16_that_load_model_upcasts(cpu_budget, tmp_path):
+def test_export_teacher_writes_fp16_that_load_model_upcasts(teachers, tmp_path):
     from safetensors.torch import load_file
 
     from icd_hf.experiment import run_experiment
@@ -165,7 +68,7 @@ def test_export_teacher_writes_fp16_that_load_model_upcasts(cpu_budget, tmp_path
         "training.report_to": "none",
     })
     run_experiment(cfg)
-    out = cpu_budget.export_teacher(tmp_path / "run", tmp_path / "teacher")
+    out = teachers.export_teacher(tmp_path / "run", tmp_path / "teacher")
     stored = load_file(out / "model.safetensors")
     assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
     assert (out / "README.md").is_file() and (out / "results.json").is_file()

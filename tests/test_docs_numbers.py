@@ -1,28 +1,24 @@
-"""Every quick-start number in README.md and model_cards/examples/ comes from benchmarks/results/quickstart.json."""
+"""Every quick-start number in README.md and model_cards/examples/ comes from benchmarks/results/quickstart.json
+(through the ``quickstart`` report; its drift test is in tests/test_reports.py)."""
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
+
+from icd_hf.evaluation.reports import discover
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quickstart.json"
-
-
-def _render_docs():
-    spec = importlib.util.spec_from_file_location("render_docs", ROOT / "recipes" / "render_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+REPORT = discover(ROOT / "benchmarks" / "reports", ROOT)["quickstart"]
+DECLARATION = sys.modules[type(REPORT).__module__]
 
 
 def _readme_block() -> str:
-    docs = _render_docs()
     text = (ROOT / "README.md").read_text()
-    start, end = text.index(docs.BEGIN), text.index(docs.END)
+    start, end = text.index(REPORT.begin), text.index(REPORT.end)
     return text[start:end]
 
 
@@ -44,17 +40,7 @@ def test_example_cards_are_the_results_file():
     summary = json.loads(RESULTS.read_text())
     for key in ("teacher", "distilled"):
         run = summary["runs"][key]
-        folder = ROOT / "model_cards" / "examples" / _render_docs().example_dirname(run)
+        folder = ROOT / "model_cards" / "examples" / DECLARATION.example_dirname(run)
         assert json.loads((folder / "results.json").read_text()) == run
         card = (folder / "README.md").read_text()
         assert f"value: {round(run['metrics']['top1'], 4)}" in card and f"**{run['metrics']['top1']:.2f}**" in card
-
-
-def test_render_docs_check_passes_and_catches_drift(tmp_path):
-    docs = _render_docs()
-    assert docs.render(check=True) == []
-    drifted = copy.deepcopy(json.loads(RESULTS.read_text()))
-    drifted["runs"]["distilled"]["metrics"]["top1"] += 1.0
-    (tmp_path / "quickstart.json").write_text(json.dumps(drifted))
-    stale = docs.render(check=True, results_file=tmp_path / "quickstart.json")
-    assert str(docs.README) in stale and any(p.endswith("resnet8__icd+kd/results.json") for p in stale)

@@ -309,67 +309,6 @@ def test_ensemble_run_records_every_teacher_and_its_card_lists_them(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the CPU demonstration
 
-@pytest.fixture(scope="module")
-def ensemble_bench():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_cpu_budget.py"
-    spec = importlib.util.spec_from_file_location("ensemble_cpu_budget", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ensemble_cpu_budget"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _record(method: str, top1: float, teacher: str | None, student: str, epochs: int, **config) -> dict:
-    return {"method": method, "teacher": {"name": teacher} if teacher else None, "student": {"name": student},
-            "training": {"num_train_epochs": float(epochs)}, "config": {"training": {"seed": 0}, **config},
-            "metrics": {"top1": top1, "top5": top1 + 25, "best_top1": top1 + 1, "best_epoch": epochs},
-            "wall_time_s": 1500.0, "device": "cpu", "git_commit": "abc1234", "command": "distill"}
-
-
-def test_ensemble_table_from_kept_runs_and_drift_check(ensemble_bench, tmp_path):
-    kept, protocol = tmp_path / "kept", tmp_path / "protocol"
-    kept.mkdir()
-    protocol.mkdir()
-    files = {
-        protocol / "teacher_resnet56.json": _record("vanilla", 48.0, None, "resnet56", 6),
-        kept / "teacher_wrn_16_2.json": _record("vanilla", 46.0, None, "wrn_16_2", 6),
-        protocol / "resnet20_vanilla.json": _record("vanilla", 31.0, None, "resnet20", 3),
-        protocol / "resnet20_icd_kd.json": _record("icd+kd", 33.0, "resnet56", "resnet20", 3),
-        kept / "resnet20_icd_kd_from_wrn_16_2.json": _record("icd+kd", 32.5, "wrn_16_2", "resnet20", 3),
-    }
-    for path, data in files.items():
-        path.write_text(json.dumps(data))
-    (kept / "teachers_eval.json").write_text(json.dumps({"top1": {"resnet56": 48.0, "wrn_16_2": 46.0,
-                                                                   "ensemble": 52.5}}))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{ensemble_bench.BEGIN}\nold\n{ensemble_bench.END}\n")
-    summary_path = tmp_path / "summary.json"
-    summary = ensemble_bench.collect(kept, protocol, summary_path, readme)
-    assert [s["teachers"] for s in summary["students"]] == ["resnet56", "wrn_16_2"]
-    text = readme.read_text()
-    assert "| resnet56 (teacher) | labels | 6 | 48.00 | 49.00 | 73.00 | 25 min |" in text
-    assert "| resnet56 + wrn_16_2 (ensemble: mean of probabilities) | – | – | 52.50 |" in text
-    assert "| resnet20 | labels only (vanilla) | 3 | 31.00 |" in text
-    assert "| resnet20 | ICD+KD from wrn_16_2 | 3 | 32.50 | 33.50 | 57.50 | 25 min |" in text
-    assert ensemble_bench.drift(kept, protocol, summary_path, readme) is None
-    # The ensemble's run lands without collect: both the summary and the table are stale.
-    (kept / "resnet20_icd_kd_from_ensemble.json").write_text(json.dumps(
-        _record("icd+kd", 34.0, "resnet56+wrn_16_2", "resnet20", 3, teacher_weighting="uniform")))
-    assert "not what the kept runs give" in ensemble_bench.drift(kept, protocol, summary_path, readme)
-    ensemble_bench.collect(kept, protocol, summary_path, readme)
-    assert "| resnet20 | ICD+KD from resnet56 + wrn_16_2 (ensemble) | 3 | 34.00 |" in readme.read_text()
-
-
-def test_committed_ensemble_table_matches_the_kept_runs(ensemble_bench):
-    if not ensemble_bench.SUMMARY.is_file():
-        pytest.skip("the ensemble demonstration has not run yet (benchmarks/ensemble_cpu_budget.sh)")
-    assert ensemble_bench.drift() is None, "run `python benchmarks/ensemble_cpu_budget.py collect`"
-
-
 def test_ensemble_demonstration_configs():
     from pathlib import Path
 
@@ -405,20 +344,34 @@ def test_initialisation_stages_train_every_teachers_modules(method, tmp_path):
     assert trainer.state.global_step == 3
 
 
-def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_their_runs(ensemble_bench):
+@pytest.fixture(scope="module")
+def bench_teachers():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "teachers.py"
+    spec = importlib.util.spec_from_file_location("bench_teachers", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_teachers"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_published_teachers_load_in_float32_and_their_measured_accuracy_matches_their_runs(bench_teachers):
     from icd_hf.metrics import count_parameters
     from icd_hf.models.auto_classifier import load_image_classifier
     from icd_hf.runs import RunResults
 
-    if not ensemble_bench.TEACHER_EVAL.is_file():
+    if not bench_teachers.TEACHERS_EVAL.is_file():
         pytest.skip("the ensemble demonstration has not evaluated its teachers yet")
-    evaluated = json.loads(ensemble_bench.TEACHER_EVAL.read_text())
-    for name, folder in ensemble_bench.TEACHERS.items():
+    evaluated = json.loads(bench_teachers.TEACHERS_EVAL.read_text())
+    for name, folder in bench_teachers.TEACHERS.items():
         model = load_image_classifier(folder, num_labels=100, role="teacher")
         assert {p.dtype for p in model.parameters()} == {torch.float32}
         record = RunResults.read(folder / "results.json")
         assert (record.student.name, record.training["num_train_epochs"]) == (name, 6)
-        # The fp16 weights, evaluated by eval-teachers, classify as the trained fp32 model did (up to rounding).
+        # The fp16 weights (benchmarks/teachers.py evaluate) classify as the trained fp32 model did, up to rounding.
         assert evaluated["top1"][name] == pytest.approx(record.metrics.top1, abs=0.15)
         assert evaluated["num_parameters"][name] == count_parameters(model)
 

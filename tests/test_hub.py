@@ -546,15 +546,13 @@ def test_dataset_hub_id_sources():
 
 
 def test_example_cards_are_up_to_date():
-    sys.path.insert(0, str(REPO_ROOT / "model_cards"))
-    try:
-        import generate_examples
-    finally:
-        sys.path.remove(str(REPO_ROOT / "model_cards"))
-    examples = sorted(generate_examples.EXAMPLES_DIR.glob("*/README.md"))
+    from icd_hf.evaluation.reports import discover, stale
+
+    report = discover(REPO_ROOT / "benchmarks" / "reports", REPO_ROOT)["quickstart"]
+    examples = sorted((REPO_ROOT / "model_cards" / "examples").glob("*/README.md"))
     assert len(examples) == 2
-    assert generate_examples.main(["--check"]) == 0, "run python model_cards/generate_examples.py"
-    example = generate_examples.EXAMPLES_DIR / "digits__wrn_16_2__resnet8__icd+kd"
+    assert [s for s in stale(report) if "model_cards" in s] == [], "run python benchmarks/report.py collect quickstart"
+    example = REPO_ROOT / "model_cards" / "examples" / "digits__wrn_16_2__resnet8__icd+kd"
     card = ModelCard.load(example / "README.md")
     measured = json.loads((example / "results.json").read_text())["metrics"]["top1"]
     assert card.data.eval_results[0].metric_value == pytest.approx(measured, abs=1e-4)  # the quick-start run

@@ -1,0 +1,66 @@
+"""The CPU throughput of the three training paths (benchmarks/throughput.py writes the measurement; this renders it).
+
+The summary is the measurement file itself: ``python benchmarks/throughput.py ... --json
+benchmarks/results/throughput_cpu.json`` writes it, then ``python benchmarks/report.py collect throughput_cpu``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from icd_hf.evaluation.reports import Report
+
+# The phases of a fast-path step that benchmarks/throughput.py --cost_split times, in its order.
+COST_PHASES = ("data", "teacher", "student_forward", "losses", "backward", "optimizer")
+PATH_NAMES = {"a": "(a) fast path", "b": "(b) Trainer", "c": "(c) reference"}
+
+
+def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
+    """``{row: {phase: ms}}`` as a markdown table with each phase's share of the row's total."""
+    lines = ["| pair method | " + " | ".join(COST_PHASES) + " | total |", "|---|" + "---:|" * (len(COST_PHASES) + 1)]
+    for key, phases in splits.items():
+        total = sum(phases.values())
+        cells = [f"{phases[p]:.1f} ms ({100 * phases[p] / total:.0f}%)" for p in COST_PHASES]
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {total:.1f} ms |")
+    return "\n".join(lines)
+
+
+def readme_summary(report: dict[str, Any]) -> str:
+    """images/s per path side by side with the ratios to the reference, the cost split when measured, and what the
+    numbers were measured on."""
+    rows: dict[str, dict[str, float]] = {}
+    for r in report["results"]:
+        key = f"{r['pair']} {r['method']}" if r.get("pair") else r["method"]
+        rows.setdefault(key, {})[r["path"]] = r["images_per_s"]
+    paths = [p for p in ("a", "b", "c") if any(p in v for v in rows.values())]
+    ratio_paths = [p for p in paths if p != "c"] if "c" in paths else []
+    lines = [
+        "| method | " + " | ".join(PATH_NAMES[p] for p in paths) + "".join(f" | {p}/c" for p in ratio_paths) + " |",
+        "|---|" + "---:|" * (len(paths) + len(ratio_paths)),
+    ]
+    for key, ips in rows.items():
+        cells = [f"{ips[p]:,.0f} img/s" if p in ips else "–" for p in paths]
+        cells += [f"{ips[p] / ips['c']:.2f}" if p in ips and "c" in ips else "–" for p in ratio_paths]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    env, cfg = report["environment"], report["config"]
+    facts = [env["device"], f"batch {cfg['batch_size']}", f"{cfg['steps']} timed steps x {cfg.get('repeats', 1)}",
+             f"torch {env['torch']}", f"commit `{env['git_commit']}`"]
+    if "cpu_bf16" in env:
+        facts.append(f"native bf16: {env['cpu_bf16']}")
+    if env.get("load_average_1min"):
+        facts.append("1-min load average " + " → ".join(f"{v:.1f}" for v in env["load_average_1min"] if v is not None))
+    lines += ["", "Measured on " + ", ".join(facts) + "."]
+    if report.get("cost_split_ms_per_step"):
+        lines += ["", "Where a fast-path step goes (bare loop, phases timed one after another):", "",
+                  cost_split_table(report["cost_split_ms_per_step"])]
+    return "\n".join(lines)
+
+
+class ThroughputCpu(Report):
+    name = "throughput_cpu"
+    summary_file = "benchmarks/results/throughput_cpu.json"
+    begin = "<!-- throughput-cpu:begin (python benchmarks/report.py collect throughput_cpu) -->"
+    end = "<!-- throughput-cpu:end -->"
+
+    def render(self, summary: dict[str, Any]) -> str:
+        return readme_summary(summary)
