@@ -35,6 +35,7 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.5"],
         "trackers": ["tensorboard", "wandb"],
+        "onnx": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"],  # icd-hf export --onnx [--int8]
     },
     entry_points={"console_scripts": ["icd-hf=icd_hf.cli:main"]},
     classifiers=[

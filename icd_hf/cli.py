@@ -4,7 +4,7 @@
     icd-hf distill --config recipes/configs/pairs/wrn_40_2__wrn_16_2.yaml --method icd+kd [--field value ...]
     icd-hf sweep --config ... --methods kd,crd+kd,icd+kd
     icd-hf launch --num_processes 2 --multi_gpu distill --config ... (validated here, then accelerate launch)
-    icd-hf export RUN_DIR --out DIR [--hub_model_id org/name]
+    icd-hf export RUN_DIR --out DIR [--hub_model_id org/name] [--onnx [--int8]]
     icd-hf push RUN_DIR --hub_model_id org/name [--private] [--dry_run]
 
 A sub-command is a function that configures its parser and returns the function that runs it; adding one is
@@ -41,7 +41,13 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher_hub_id", default=None,
                         help="the teacher's Hub id for the card's base_model, if results.json has a local path")
     parser.add_argument("--no_latency", action="store_true",
-                        help="do not time the student/teacher on this CPU for the card")
+                        help="do not time the student/teacher (nor the ONNX models) on this CPU for the card")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write model.onnx, checked against PyTorch and measured on the run's evaluation set")
+    parser.add_argument("--int8", action="store_true",
+                        help="with --onnx: also write model_int8.onnx (static int8, calibrated on training images)")
+    parser.add_argument("--data_dir", default=None,
+                        help="where the run's data is, for --onnx, when not where results.json says")
 
 
 @subcommand("export", help="write a run as a Hub-ready folder (weights, code, processor, card)")
@@ -58,6 +64,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> Runner:
         out = export_for_hub(
             args.run_dir, args.out, hub_model_id=args.hub_model_id, paper_dir=args.paper_dir,
             teacher_hub_id=args.teacher_hub_id, measure_latency=not args.no_latency, overwrite=args.overwrite,
+            onnx=args.onnx, int8=args.int8, data_dir=args.data_dir,
         )
         print(f"Exported {args.run_dir} to {out}")
         return 0
@@ -81,7 +88,7 @@ def _configure_push(parser: argparse.ArgumentParser) -> Runner:
 
         validate_hub_model_id(args.hub_model_id)
         common = dict(out_dir=args.out, paper_dir=args.paper_dir, teacher_hub_id=args.teacher_hub_id,
-                      measure_latency=not args.no_latency)
+                      measure_latency=not args.no_latency, onnx=args.onnx, int8=args.int8, data_dir=args.data_dir)
         if args.dry_run:
             folder = prepare_export(args.run_dir, args.hub_model_id, **common)
             print(f"Dry run: would upload {folder} to https://huggingface.co/{args.hub_model_id}:")

@@ -107,6 +107,11 @@ class ExperimentConfig:
     push_to_hub: bool = field(default=False, metadata=_help("Publish the student at the end (icd_hf.hub)."))
     hub_model_id: str | None = field(default=None, metadata=_help("org/name of the model repository to push to."))
     hub_private: bool = field(default=False, metadata=_help("Create the Hub repository private."))
+    onnx: bool = field(default=False, metadata=_help(
+        "At the end, export the student with model.onnx (checked against PyTorch, measured on the evaluation set) "
+        "to <output_dir>/hub_export, the folder push_to_hub uploads (icd-hf export --onnx)."))
+    int8: bool = field(default=False, metadata=_help(
+        "With onnx: also write model_int8.onnx (static int8 quantization, calibrated on training images)."))
     baselines: dict[str, float] = field(default_factory=dict, metadata=_help(
         "Known accuracies for the model card, e.g. '{vanilla_top1: 73.3, kd_top1: 74.9}'."))
     training: dict[str, Any] = field(default_factory=dict, metadata=_help(

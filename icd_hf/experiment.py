@@ -220,6 +220,10 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
 
     if cfg.push_to_hub:
         validate_hub_model_id(cfg.hub_model_id)
+    if cfg.onnx or cfg.int8:
+        from .hub.onnx_export import check_onnx_options
+
+        check_onnx_options(cfg.onnx, cfg.int8)  # a missing package fails now, not after training
     method = resolve_method(cfg.method, cfg.loss_overrides)
     args = training_arguments(cfg)
     args.dataloader_num_workers = effective_num_workers(args.dataloader_num_workers)
@@ -341,15 +345,33 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         results.write(cfg.output_dir)
         if cfg.push_to_hub:
             from .hub import HubPublishError, push_to_hub
+            from .hub.onnx_export import OnnxExportError
 
             try:
                 # The token of --training.hub_token (never recorded: the record masks it), else the login's.
                 results.hub_url = push_to_hub(cfg.output_dir, cfg.hub_model_id, private=cfg.hub_private,
-                                              token=cfg.training.get("hub_token"))
-            except HubPublishError as err:
+                                              token=cfg.training.get("hub_token"), onnx=cfg.onnx, int8=cfg.int8)
+            except (HubPublishError, OnnxExportError) as err:
                 # Training is done and saved; a failed upload must not look like a failed run.
                 logger.error("%s", err)
+        elif cfg.onnx:
+            _export_onnx(cfg)
     return results
+
+
+def _export_onnx(cfg: ExperimentConfig) -> None:
+    """``--onnx`` without ``--push_to_hub``: the folder push would upload, ONNX files included, in the run."""
+    from .hub import export_for_hub
+    from .hub.push import DEFAULT_EXPORT_DIRNAME
+
+    out = Path(cfg.output_dir) / DEFAULT_EXPORT_DIRNAME
+    try:
+        export_for_hub(cfg.output_dir, out, onnx=True, int8=cfg.int8, overwrite=True)
+        logger.info("Exported the student with model.onnx%s to %s", " and model_int8.onnx" if cfg.int8 else "", out)
+    except (ValueError, OSError) as err:  # OnnxExportError, or the data missing for its evaluation
+        # As for a failed upload: the trained student is saved, the export can be redone on its own.
+        logger.error("ONNX export failed: %s; rerun it with `icd-hf export %s --out %s --onnx%s --overwrite`.", err,
+                     cfg.output_dir, out, " --int8" if cfg.int8 else "")
 
 
 def _teacher_top1(path: str | None) -> float | None:

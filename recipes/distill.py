@@ -5,7 +5,9 @@
     python recipes/distill.py --config ... --training.num_train_epochs 1 --max_train_samples 512
 
 Every config field can be overridden (``--field value``, ``--training.field value``); see
-``icd_hf.config.ExperimentConfig``. Add ``--push_to_hub --hub_model_id org/name`` to publish the student.
+``icd_hf.config.ExperimentConfig``. Add ``--push_to_hub --hub_model_id org/name`` to publish the student, and
+``--onnx [--int8]`` to export it with ``model.onnx`` (and ``model_int8.onnx``), verified and measured, to
+``<output_dir>/hub_export`` (the folder that is pushed), as ``icd-hf export RUN --out DIR --onnx --int8`` does.
 """
 
 import sys

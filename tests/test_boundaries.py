@@ -103,7 +103,8 @@ LAYERS = {
     "icd_hf.paper": ("icd_hf.losses",),
     "icd_hf.distiller": ("icd_hf.losses", "icd_hf.models"),
     "icd_hf.trainer": ("icd_hf.distiller", "icd_hf.losses", "icd_hf.metrics", "icd_hf.fast", "icd_hf.models"),
-    "icd_hf.hub": ("icd_hf.runs", "icd_hf.paper", "icd_hf.losses", "icd_hf.data.info", "icd_hf.hub_ids",
+    # The ONNX export (hub/onnx_export.py) rebuilds the run's data and the student's input adaptation.
+    "icd_hf.hub": ("icd_hf.runs", "icd_hf.paper", "icd_hf.losses", "icd_hf.data", "icd_hf.models", "icd_hf.hub_ids",
                    "icd_hf.version"),
     "icd_hf.evaluation": ("icd_hf.runs", "icd_hf.paper", "icd_hf.losses.presets", "icd_hf.models", "icd_hf.data"),
 }

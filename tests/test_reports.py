@@ -24,8 +24,8 @@ def declaration(name: str) -> ModuleType:
     return sys.modules[type(REPORTS[name]).__module__]
 
 
-def test_the_four_reports_are_discovered():
-    assert set(REPORTS) == {"cpu_budget", "ensemble_cpu_budget", "throughput_cpu", "quickstart"}
+def test_the_five_reports_are_discovered():
+    assert set(REPORTS) == {"cpu_budget", "ensemble_cpu_budget", "throughput_cpu", "quickstart", "onnx_export"}
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))

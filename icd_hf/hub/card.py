@@ -22,6 +22,7 @@ from ..losses import get_loss_class
 from ..losses.presets import method_display_name
 from ..paper import PaperResult, find_paper_result
 from ..runs import RunResults, RunResultsError, defines_the_run
+from .onnx_export import onnx_card_section
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES_DIR / "student_card.md"
@@ -223,6 +224,7 @@ def render_model_card(
     paper_dir: str | Path | None = None,
     latency: LatencyReport | Mapping[str, Any] | None = None,
     license: str = DEFAULT_LICENSE,
+    onnx: Mapping[str, Any] | None = None,
 ) -> ModelCard:
     """Render the card of a run from its ``results.json`` record.
 
@@ -236,6 +238,8 @@ def render_model_card(
             column).
         latency: CPU latency measured at export (``LatencyReport`` or its dict), shown in the efficiency section.
         license: SPDX-style license id of the weights.
+        onnx: what the ONNX export measured (``hub_export.onnx``, ``icd_hf.hub.onnx_export``): the card's "ONNX and
+            int8" section with its format · top-1 · top-5 · size · latency table.
     """
     record = _card_results(results)
     teacher, student, dataset, metrics = record.teacher, record.student, record.dataset, record.metrics
@@ -265,6 +269,7 @@ def render_model_card(
         command=record.command,
         provenance=_provenance(record),
         citations=citations_for(record.term_names),
+        onnx_section=onnx_card_section(onnx) if onnx else None,
     )
     if teacher is None:
         context["title"] = f"{student.name} on {record.dataset_name}"

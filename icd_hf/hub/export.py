@@ -27,6 +27,7 @@ from ..hub_ids import validate_hub_model_id
 from ..runs import EXPORT_DIRNAME, RESULTS_NAME, RunResults
 from ..version import __version__
 from .card import DEFAULT_LICENSE, LatencyReport, render_model_card
+from .onnx_export import check_onnx_options, export_onnx_files
 
 logger = logging.getLogger(__name__)
 
@@ -212,10 +213,11 @@ def _write_card(
     paper_dir: str | Path | None,
     latency: Mapping[str, Any] | None,
     license: str,
+    onnx: Mapping[str, Any] | None = None,
 ) -> None:
     card = render_model_card(
         results, hub_model_id=hub_model_id, teacher_hub_id=teacher_hub_id, paper_dir=paper_dir, latency=latency,
-        license=license,
+        license=license, onnx=onnx,
     )
     card.save(folder / CARD_NAME)
     # What the card was rendered with, so `icd-hf push` of an exported folder can re-render it for another
@@ -227,6 +229,8 @@ def _write_card(
         "latency": dict(latency) if latency else None,
         "icd_hf_version": __version__,
     }
+    if onnx:  # what model.onnx / model_int8.onnx measured (icd_hf.hub.onnx_export)
+        record["onnx"] = dict(onnx)
     results.with_export(record).write(folder)
 
 
@@ -240,6 +244,7 @@ def refresh_card(
     _write_card(
         export_dir, results.with_export(None), hub_model_id=hub_model_id, teacher_hub_id=record.get("teacher_hub_id"),
         paper_dir=paper_dir, latency=record.get("latency"), license=record.get("license") or DEFAULT_LICENSE,
+        onnx=record.get("onnx"),
     )
 
 
@@ -253,6 +258,10 @@ def export_for_hub(
     measure_latency: bool = True,
     overwrite: bool = False,
     license: str = DEFAULT_LICENSE,
+    onnx: bool = False,
+    int8: bool = False,
+    data_dir: str | Path | None = None,
+    onnx_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``out_dir`` as a ready-to-upload model repository from the run in ``run_dir``.
 
@@ -269,6 +278,12 @@ def export_for_hub(
         measure_latency: time the student (and the teacher, when its weights are local) on this CPU for the card.
         overwrite: replace an earlier export at ``out_dir``.
         license: license id written in the card metadata.
+        onnx: also write ``model.onnx``, verified against PyTorch and measured with it on the run's evaluation set
+            (``icd_hf.hub.onnx_export``); the card gets the table.
+        int8: also write ``model_int8.onnx`` (needs ``onnx``).
+        data_dir: where the run's data is, for the ONNX evaluation, when not where ``results.json`` says.
+        onnx_options: further keyword arguments of ``onnx_export.export_onnx_files`` (``calibration_images``,
+            ``latency_runs``...).
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -276,6 +291,7 @@ def export_for_hub(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if hub_model_id is not None:
         validate_hub_model_id(hub_model_id)
+    check_onnx_options(onnx, int8)
     results = RunResults.read(run_dir).with_export(None)
     student_dir = run_dir / EXPORT_DIRNAME
     if not student_dir.is_dir():
@@ -312,9 +328,13 @@ def export_for_hub(
             except (OSError, ValueError, RuntimeError, KeyError) as err:
                 # The card is still right without it; say so instead of failing the export.
                 logger.warning("Latency not measured (%s: %s); the card will omit it.", type(err).__name__, err)
+        onnx_record = export_onnx_files(
+            staging, results, _load_local(staging), int8=int8, data_dir=None if data_dir is None else str(data_dir),
+            measure_latency=measure_latency, **(onnx_options or {}),
+        ) if onnx else None
         _write_card(
             staging, results, hub_model_id=hub_model_id, teacher_hub_id=teacher_hub_id, paper_dir=paper_dir,
-            latency=latency, license=license,
+            latency=latency, license=license, onnx=onnx_record,
         )
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -76,9 +76,13 @@ def prepare_export(
     teacher_hub_id: str | None = None,
     measure_latency: bool = True,
     license: str = DEFAULT_LICENSE,
+    onnx: bool = False,
+    int8: bool = False,
+    data_dir: str | Path | None = None,
 ) -> Path:
     """The folder to upload: ``run_dir`` itself if it is already an export (its card re-rendered when it names
-    another repository), else a fresh export in ``out_dir`` (default ``RUN_DIR/hub_export``)."""
+    another repository), else a fresh export in ``out_dir`` (default ``RUN_DIR/hub_export``), with the ONNX files
+    when ``onnx`` (see ``export_for_hub``)."""
     run_dir = Path(run_dir)
     if is_exported_folder(run_dir):
         record = RunResults.read(run_dir).hub_export or {}
@@ -94,6 +98,9 @@ def prepare_export(
         measure_latency=measure_latency,
         overwrite=True,
         license=license,
+        onnx=onnx,
+        int8=int8,
+        data_dir=data_dir,
     )
 
 
@@ -108,6 +115,9 @@ def push_to_hub(
     paper_dir: str | Path | None = None,
     teacher_hub_id: str | None = None,
     measure_latency: bool = True,
+    onnx: bool = False,
+    int8: bool = False,
+    data_dir: str | Path | None = None,
 ) -> str:
     """Export ``run_dir`` (see ``export_for_hub``) and upload it to the model repository ``hub_model_id``.
 
@@ -118,7 +128,7 @@ def push_to_hub(
         private: create the repository private (an existing repository keeps its visibility).
         commit_message: default ``Upload <student> distilled from <teacher> with <method> (icd-hf <version>)``.
         out_dir: where the export goes (default ``RUN_DIR/hub_export``).
-        paper_dir / teacher_hub_id / measure_latency: passed to ``export_for_hub``.
+        paper_dir / teacher_hub_id / measure_latency / onnx / int8 / data_dir: passed to ``export_for_hub``.
 
     Returns:
         The URL of the upload commit.
@@ -130,7 +140,7 @@ def push_to_hub(
     validate_hub_model_id(hub_model_id)
     export_dir = prepare_export(
         run_dir, hub_model_id, out_dir=out_dir, paper_dir=paper_dir, teacher_hub_id=teacher_hub_id,
-        measure_latency=measure_latency,
+        measure_latency=measure_latency, onnx=onnx, int8=int8, data_dir=data_dir,
     )
     token = token or get_token()
     if not token:
