@@ -9,7 +9,11 @@ exec((here / "icd_hf" / "version.py").read_text(), version)
 setup(
     name="icd-hf",
     version=version["__version__"],
-    description="Invariant Consistency Distillation (ICD) and 14 baselines, the Hugging Face way.",
+    description="Invariant Consistency Distillation (ICD, also published as DCD: Discriminative and Consistent "
+    "Representation Distillation) and 14 baselines, the Hugging Face way.",
+    keywords=["knowledge-distillation", "icd", "dcd", "invariant-consistency-distillation",
+              "discriminative-and-consistent-representation-distillation", "crd", "repdistiller", "cifar100",
+              "transformers"],
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",

@@ -6,6 +6,7 @@
     icd-hf launch --num_processes 2 --multi_gpu distill --config ... (validated here, then accelerate launch)
     icd-hf export RUN_DIR --out DIR [--hub_model_id org/name] [--onnx [--int8]]
     icd-hf push RUN_DIR --hub_model_id org/name [--private] [--dry_run]
+    icd-hf convert FILE.pth --out DIR [--model NAME]   (RepDistiller/mdistiller teachers -> save_pretrained folder)
 
 A sub-command is a function that configures its parser and returns the function that runs it; adding one is
 decorating such a function with ``@subcommand("name", help=...)`` in this module.
@@ -101,6 +102,48 @@ def _configure_push(parser: argparse.ArgumentParser) -> Runner:
         return 0
 
     return run
+
+
+@subcommand("convert", help="turn a .pth checkpoint (RepDistiller's ckpt_epoch_240.pth) into a Hub-ready folder")
+def _configure_convert(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("file", type=Path, help="{'model': state_dict, 'epoch', 'accuracy', ...} (RepDistiller, "
+                        "mdistiller, the ICD/DCD code) or a bare state dict")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write")
+    parser.add_argument("--model", default=None, help="zoo architecture the file holds (default: recognised)")
+    parser.add_argument("--dataset", default="cifar100",
+                        help="what it was trained on: normalisation and class names (default cifar100)")
+    parser.add_argument("--image_size", type=int, default=None, help="input side (default: the dataset's)")
+    parser.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation mean (default: the dataset's)")
+    parser.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std (default: the dataset's)")
+    parser.add_argument("--hub_model_id", default=None, help="org/name the card's usage snippet loads from")
+    parser.add_argument("--license", default="other", help="license id of the weights (default: other)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at --out")
+
+    def run(args: argparse.Namespace) -> int:
+        from .hub.convert import convert_checkpoint
+
+        out = convert_checkpoint(
+            args.file, args.out, architecture=args.model, dataset=args.dataset, image_size=args.image_size,
+            mean=args.mean, std=args.std, hub_model_id=args.hub_model_id, license=args.license,
+            overwrite=args.overwrite, command=_convert_command(args),
+        )
+        from .runs import RunResults
+
+        record = RunResults.read(out)
+        source = (record.hub_export or {}).get("converted_from") or {}
+        print(f"Converted {args.file} ({record.student.name}, epoch {source.get('epoch', '?')}, recorded top-1 "
+              f"{source.get('accuracy', '?')}) to {out}; publish it with `icd-hf push {out} --hub_model_id org/name`")
+        return 0
+
+    return run
+
+
+def _convert_command(args: argparse.Namespace) -> str:
+    """The convert command for the card, with file names only: a local path names nothing on the Hub."""
+    parts = ["icd-hf convert", args.file.name, "--out", args.out.name]
+    parts += ["--model", args.model] if args.model else []
+    parts += ["--dataset", args.dataset] if args.dataset != "cifar100" else []
+    return " ".join(parts)
 
 
 def _run_recipe(argv: list[str], prog: str, force_method: str | None = None) -> int:

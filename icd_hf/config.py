@@ -51,10 +51,11 @@ class ExperimentConfig:
         "null for teacher training."))
     teacher_checkpoint: str | None = field(default=None, metadata=_help(
         "Directory or Hub id (org/name) with the trained teacher's weights (save_pretrained layout, e.g. a "
-        "train_teacher.py run's student/ folder). Required by every method but vanilla."))
+        "train_teacher.py run's student/ folder), or a .pth file (RepDistiller/mdistiller's ckpt_epoch_240.pth; "
+        "its architecture is `teacher`, else recognised from the file). Required by every method but vanilla."))
     teachers: list[str] = field(default_factory=list, metadata={**_help(
         "Ensemble distillation: two or more teachers instead of teacher/teacher_checkpoint, each a checkpoint "
-        "(run folder, save_pretrained folder, Hub id, timm/<name>.<tag>) or NAME=CHECKPOINT to check the "
+        "(run folder, save_pretrained folder, Hub id, timm/<name>.<tag>, .pth file) or NAME=CHECKPOINT to check the "
         "checkpoint's architecture; architectures may differ. On the command line: --teacher A --teacher B."),
         "collects": "teacher"})
     teacher_weighting: Literal["uniform", "confidence"] = field(default="uniform", metadata=_help(
@@ -182,7 +183,10 @@ def checkpoint_label(checkpoint: str) -> str:
     import json
 
     path = Path(checkpoint).expanduser()
-    for folder in (path, path / EXPORT_DIRNAME):
+    if path.is_file() and not (path.parent / "config.json").is_file():
+        # A checkpoint file; RepDistiller and mdistiller keep them as save/models/<model>_vanilla/ckpt_epoch_240.pth.
+        return path.parent.name.removesuffix("_vanilla") if path.parent.name.endswith("_vanilla") else path.stem
+    for folder in (path, path / EXPORT_DIRNAME, *((path.parent,) if path.is_file() else ())):
         try:
             config = json.loads((folder / "config.json").read_text())
         except (OSError, ValueError):

@@ -75,23 +75,81 @@ def load_teachers(
     return [_load_teacher_source(source, num_classes, class_names) for source in sources]
 
 
+def check_teacher_sources(cfg: ExperimentConfig) -> None:
+    """What can be wrong with the teacher entries of ``cfg`` without loading them (run before the data is built):
+    a local path that does not exist, a folder without ``config.json`` (its ``.pth`` named when it holds one), a
+    checkpoint file named as an architecture the zoo does not have."""
+    for source in cfg.teacher_sources():
+        _check_teacher_path(source, cfg.dataset)
+
+
+def _teacher_file(source: TeacherSource) -> bool:
+    """Whether the entry is a checkpoint file of its own (a ``.pth``), not a file of a ``save_pretrained`` folder."""
+    from .models.torch_checkpoint import saved_model_folder
+
+    return Path(source.checkpoint).is_file() and saved_model_folder(source.checkpoint) is None
+
+
+def _named_architecture(source: TeacherSource) -> str | None:
+    """The architecture an entry names (``teacher:``, ``NAME=FILE``); ``--teacher PATH`` names only the path."""
+    return source.name if source.name and source.name != source.checkpoint else None
+
+
+def _check_teacher_path(source: TeacherSource, dataset: str | None = None) -> None:
+    from .models import list_models
+    from .models.torch_checkpoint import CHECKPOINT_FILE_SUFFIXES, folder_without_config_message
+
+    path = source.checkpoint
+    # `org/name` that is not a folder here is a Hub id (tried by load_image_classifier, whose error names both);
+    # a name ending in .pth is a file whatever its form.
+    looks_local = not path.startswith("timm/") and (not has_hub_id_form(path) or path.endswith(
+        CHECKPOINT_FILE_SUFFIXES)) and (os.path.sep in path or path.startswith(".") or Path(path).exists())
+    if looks_local and not Path(path).exists():
+        raise FileNotFoundError(
+            f"Teacher checkpoint {path!r} does not exist. {_train_teacher_hint(_named_architecture(source), dataset)}, "
+            f"or point `teacher_checkpoint` at a .pth file (RepDistiller's ckpt_epoch_240.pth), a run or "
+            f"save_pretrained folder, or a Hub id."
+        )
+    name = _named_architecture(source)
+    if _teacher_file(source) and name is not None and name not in list_models():
+        raise ValueError(
+            f"Teacher checkpoint {path!r} is a checkpoint file, so its architecture must be a zoo name, not {name!r}: "
+            f"one of {', '.join(list_models())}, or leave the name out to recognise it from the file."
+        )
+    if Path(path).is_dir():
+        from .runs import resolve_model_dir
+
+        folder = Path(resolve_model_dir(path))
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(folder_without_config_message(folder, "teacher"))
+
+
+def _train_teacher_hint(name: str | None, dataset: str | None) -> str:
+    """How to train the missing teacher: its config under recipes/configs/teachers/ only when that file exists."""
+    shipped = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "teachers"
+    local = Path("recipes") / "configs" / "teachers"
+    if name:
+        for folder in (local, shipped):
+            if (folder / f"{name}.yaml").is_file():
+                return f"Train the teacher first: `python recipes/train_teacher.py --config {folder / name}.yaml`"
+        return (f"Train the teacher first: `python recipes/train_teacher.py --student {name} --dataset "
+                f"{dataset or '<dataset>'}`")
+    known = sorted(p.stem for p in shipped.glob("*.yaml")) or sorted(p.stem for p in local.glob("*.yaml"))
+    configs = f" (--config recipes/configs/teachers/<name>.yaml for {', '.join(known)})" if known else ""
+    return f"Train the teacher first with recipes/train_teacher.py --student <name>{configs}"
+
+
 def _load_teacher_source(
     source: TeacherSource, num_classes: int, class_names: list[str] | None
 ) -> PreTrainedModel:
     from .models.auto_classifier import load_image_classifier
 
+    _check_teacher_path(source)
     path = source.checkpoint
-    # `org/name` that is not a folder here is a Hub id (tried by load_image_classifier, whose error names both).
-    looks_local = not path.startswith("timm/") and not has_hub_id_form(path) and (
-        os.path.sep in path or path.startswith(".") or Path(path).exists())
-    if looks_local and not Path(path).is_dir():
-        raise FileNotFoundError(
-            f"Teacher checkpoint {path!r} does not exist. Train the teacher first, e.g. "
-            f"`python recipes/train_teacher.py --config recipes/configs/teachers/{source.name or 'wrn_40_2'}.yaml`, "
-            f"or point `teacher_checkpoint` at a directory written by save_pretrained / a Hub id."
-        )
-    # Run folder, save_pretrained folder, Hub id or timm/<name>.<tag>; its head must already fit the dataset.
-    teacher = load_image_classifier(path, num_labels=num_classes, class_names=class_names, role="teacher")
+    # Run folder, save_pretrained folder, Hub id, timm/<name>.<tag> or a checkpoint file (whose architecture is the
+    # entry's name, else recognised from its tensors); its head must already fit the dataset.
+    teacher = load_image_classifier(path, num_labels=num_classes, class_names=class_names, role="teacher",
+                                    architecture=_named_architecture(source) if _teacher_file(source) else None)
     arch = getattr(teacher.config, "architecture_name", None) or getattr(teacher.config, "model_name", None)
     if source.name and source.name != path and arch and arch != source.name:
         raise ValueError(
@@ -231,6 +289,7 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     fingerprint = experiment_fingerprint(cfg, method)
     resume_plan = plan_resume(cfg.output_dir, cfg.resume, fingerprint, overwrite=cfg.overwrite_output_dir,
                               defaults=training_defaults())
+    check_teacher_sources(cfg)  # a missing teacher file fails here, before the data is read
     set_seed(args.seed)
     train_ds, eval_ds, info = build_datasets(
         cfg.dataset,
@@ -306,10 +365,16 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
     student_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
     trainer.save_student(student_dir)
     teachers = [
-        TeacherRecord(name=source.label if len(exp.teachers) > 1 else cfg.teacher, num_parameters=count_parameters(
-            model), path_or_hub_id=source.checkpoint, top1=_teacher_top1(source.checkpoint))
+        TeacherRecord(name=source.label if len(exp.teachers) > 1 else cfg.teacher or _architecture_of(model),
+                      num_parameters=count_parameters(model), path_or_hub_id=source.checkpoint,
+                      top1=_teacher_top1(source.checkpoint, model))
         for source, model in zip(cfg.teacher_sources(), exp.teachers, strict=True)
     ]
+    # What each checkpoint file said of itself (RepDistiller's epoch and accuracy); the record keeps it under
+    # `teacher_checkpoint_files`, a key readers of older layouts skip.
+    files = [{"checkpoint": source.checkpoint, **model.config.source_checkpoint}
+             for source, model in zip(cfg.teacher_sources(), exp.teachers, strict=True)
+             if isinstance(getattr(model.config, "source_checkpoint", None), dict)]
     teacher = teachers[0] if len(teachers) == 1 else None
     if len(teachers) > 1:
         teacher = TeacherRecord(name=cfg.teacher_label or "ensemble",
@@ -334,6 +399,7 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         device=device_name(),
         precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         fingerprint=exp.fingerprint,
+        extra={"teacher_checkpoint_files": files} if files else {},
     )
     if is_main:
         from .hub.export import build_image_processor
@@ -374,7 +440,15 @@ def _export_onnx(cfg: ExperimentConfig) -> None:
                      cfg.output_dir, out, " --int8" if cfg.int8 else "")
 
 
-def _teacher_top1(path: str | None) -> float | None:
-    """The teacher's accuracy, when it was trained by train_teacher.py (its results.json sits one level up)."""
+def _teacher_top1(path: str | None, model: PreTrainedModel | None = None) -> float | None:
+    """The teacher's accuracy: its run's, when it was trained by train_teacher.py (its results.json sits one level
+    up), or the one a checkpoint file recorded (RepDistiller's `accuracy`)."""
     record = find_run_results(path) if path is not None and Path(path).is_dir() else None
-    return record.metrics.top1 if record is not None else None
+    if record is not None:
+        return record.metrics.top1
+    provenance = getattr(getattr(model, "config", None), "source_checkpoint", None)
+    return provenance.get("accuracy") if isinstance(provenance, dict) else None
+
+
+def _architecture_of(model: PreTrainedModel) -> str | None:
+    return getattr(model.config, "architecture_name", None) or getattr(model.config, "model_name", None)

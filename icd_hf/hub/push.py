@@ -86,7 +86,11 @@ def prepare_export(
     run_dir = Path(run_dir)
     if is_exported_folder(run_dir):
         record = RunResults.read(run_dir).hub_export or {}
-        if record.get("hub_model_id") != hub_model_id:
+        if record.get("hub_model_id") != hub_model_id and record.get("converted_from"):
+            from .convert import refresh_converted_card  # an `icd-hf convert` folder keeps its own card
+
+            refresh_converted_card(run_dir, hub_model_id=hub_model_id)
+        elif record.get("hub_model_id") != hub_model_id:
             refresh_card(run_dir, hub_model_id=hub_model_id, paper_dir=paper_dir)
         return run_dir
     return export_for_hub(

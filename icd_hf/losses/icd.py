@@ -1,4 +1,5 @@
-"""Invariant Consistency Distillation (Giakoumoglou & Stathaki, 2024)."""
+"""Invariant Consistency Distillation (Giakoumoglou & Stathaki, 2024), which the later versions of the paper
+(arXiv:2407.11802 v3, v5) present as DCD, Discriminative and Consistent Representation Distillation."""
 
 from __future__ import annotations
 
@@ -118,7 +119,9 @@ class IcdLoss(DistillationLoss):
     r"""ICD: in-batch contrastive alignment of student and teacher embeddings plus an invariance penalty.
 
     Paper: N. Giakoumoglou, T. Stathaki, "Invariant Consistency for Knowledge Distillation",
-    arXiv:2407.11802 (2024). This follows the authors' implementation of the loss (eq. 5 of the paper).
+    arXiv:2407.11802 (2024); its later versions (v3, v5) present the same method as DCD, "Discriminative and
+    Consistent Representation Distillation". This follows the authors' implementation of the loss (eq. 5 of the
+    paper).
 
     Student and teacher penultimate features (``pooler_output``) go through one linear head each (to
     ``feat_dim``) and are L2-normalised to ``z_s``, ``z_t``. With ``s = min(exp(t), max_logit_scale)`` the
@@ -162,10 +165,12 @@ class IcdLoss(DistillationLoss):
   title   = {Invariant Consistency for Knowledge Distillation},
   author  = {Giakoumoglou, Nikolaos and Stathaki, Tania},
   journal = {arXiv preprint arXiv:2407.11802},
-  year    = {2024}
+  year    = {2024},
+  note    = {Later versions: Discriminative and Consistent Representation Distillation (DCD)}
 }"""
     paper_name = "ICD"
-    full_name = "Invariant Consistency Distillation"
+    full_name = ("Invariant Consistency Distillation; the paper's later versions call it DCD, Discriminative and "
+                 "Consistent Representation Distillation, arXiv:2407.11802")
     description = (
         "a contrastive objective between the student's and the teacher's embeddings of the same image (both projected "
         "to 128-d and L2-normalised, with a learnable temperature and bias instead of CRD's memory bank) plus an "

@@ -22,6 +22,7 @@ from .modeling_hf_adapter import DistillationAdapter, InputAdapter, InputSpec, a
 from .modeling_outputs import DistillationModelOutput
 from .modeling_timm_backbone import create_timm_model
 from .registry import create_model, is_model, list_models, load_model, register_model, register_model_prefix
+from .torch_checkpoint import read_torch_checkpoint, recognise_architecture  # also makes load_model read .pth files
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name.startswith("modeling_"):
@@ -74,6 +75,8 @@ __all__ = [
     "list_models",
     "load_image_classifier",
     "load_model",
+    "read_torch_checkpoint",
+    "recognise_architecture",
     "register_model",
     "register_model_prefix",
     *sorted(name for cls in MODEL_CLASSES for name in (cls.__name__, cls.config_class.__name__)),

@@ -2,7 +2,8 @@
 
 One entry point, ``load_image_classifier``, for every way a model is named on the command line: a zoo name
 (``wrn_16_2``), ``timm/<name>`` (fresh) or ``timm/<name>.<tag>`` (timm's pretrained weights), a run folder
-(``results.json`` + ``student/``), a ``save_pretrained`` folder, or a Hub id (``microsoft/resnet-50``).
+(``results.json`` + ``student/``), a ``save_pretrained`` folder, a Hub id (``microsoft/resnet-50``), or a checkpoint
+file (RepDistiller's ``ckpt_epoch_240.pth`` teachers: ``torch_checkpoint.py``).
 
 The label space is where a silent mistake would hurt, so it is checked, never patched over:
 
@@ -24,6 +25,7 @@ from typing import Any
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 
 from .registry import create_model, is_model, with_training_dtype
+from .torch_checkpoint import folder_without_config_message, load_checkpoint_file, saved_model_folder, with_new_head
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,23 @@ def _mismatch_error(name: str, have: int, want: int, role: str) -> ValueError:
     )
 
 
+def _load_checkpoint_file(
+    path: str, architecture: str | None, num_labels: int, role: str, ignore_mismatched_sizes: bool
+) -> PreTrainedModel:
+    """A checkpoint file's model (``torch_checkpoint``), its head checked against the dataset as a folder's is."""
+    model = load_checkpoint_file(path, architecture)
+    if role != "teacher":
+        # A student trains on: the file's epoch and accuracy will not describe the weights it saves.
+        del model.config.source_checkpoint
+    have = model.config.num_labels
+    if have == num_labels:
+        return model
+    if role == "teacher" or not ignore_mismatched_sizes:
+        raise _mismatch_error(path, have, num_labels, role)
+    logger.info("%s: replacing its %d-class head with a new %d-class one.", path, have, num_labels)
+    return with_new_head(model, num_labels)
+
+
 def _load_timm(name: str, num_labels: int, role: str, ignore_mismatched_sizes: bool) -> PreTrainedModel:
     """``timm/<arch>`` is a fresh model; ``timm/<arch>.<tag>`` loads timm's pretrained weights (from the Hub)."""
     import timm
@@ -109,6 +128,7 @@ def load_image_classifier(
     class_names: list[str] | None = None,
     role: str = "student",
     ignore_mismatched_sizes: bool = False,
+    architecture: str | None = None,
     **from_pretrained_kwargs: Any,
 ) -> PreTrainedModel:
     """The model ``name_or_path`` names, with a ``num_labels``-class head (see the module docstring).
@@ -120,6 +140,7 @@ def load_image_classifier(
             against a checkpoint's.
         role: ``"teacher"`` or ``"student"`` (a teacher never gets a new head).
         ignore_mismatched_sizes: give a checkpoint with another number of classes a new head (students only).
+        architecture: for a checkpoint file, the zoo architecture it holds (``None``: recognised from its tensors).
         **from_pretrained_kwargs: ``revision``, ``token``, ``cache_dir``... for ``from_pretrained``.
 
     Raises:
@@ -138,7 +159,15 @@ def load_image_classifier(
                 f"folder of a trained teacher (teacher_checkpoint), a save_pretrained folder or a Hub id."
             )
         return create_model(name, num_classes=num_labels)
+    if Path(name).is_file():
+        folder = saved_model_folder(name)
+        if folder is None:
+            return _load_checkpoint_file(name, architecture, num_labels, role, ignore_mismatched_sizes)
+        logger.info("%s is a file of the save_pretrained folder %s: loading the folder.", name, folder)
+        name = folder
     path = resolve_model_dir(name)
+    if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(folder_without_config_message(path, role))
     model_kwargs = with_training_dtype(from_pretrained_kwargs)
     from_pretrained_kwargs.pop("dtype", None)  # a model's, not its config's
     try:

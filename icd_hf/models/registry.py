@@ -23,6 +23,9 @@ ModelFactory = Callable[..., PreTrainedModel]
 _MODEL_FACTORIES: dict[str, ModelFactory] = {}
 # prefix -> (factory taking the rest of the name, predicate telling whether that rest names a model)
 _PREFIX_HANDLERS: dict[str, tuple[ModelFactory, Callable[[str], bool]]] = {}
+# load_model of a local file (a RepDistiller .pth...) or of a folder without config.json: set by
+# icd_hf.models.torch_checkpoint, so that this file keeps importing nothing from its package.
+_LOCAL_LOADER: list[Callable[..., PreTrainedModel]] = []
 
 __all__ = [
     "create_model",
@@ -30,6 +33,7 @@ __all__ = [
     "list_models",
     "load_model",
     "register_model",
+    "register_local_loader",
     "register_model_prefix",
 ]
 
@@ -62,6 +66,12 @@ def register_model_prefix(prefix: str, handler: ModelFactory, exists: Callable[[
     ``exists(rest)`` answers ``is_model`` for such names.
     """
     _PREFIX_HANDLERS[prefix] = (handler, exists)
+
+
+def register_local_loader(loader: Callable[..., PreTrainedModel]) -> None:
+    """Make ``loader(path, num_classes, **kwargs)`` answer ``load_model`` for a local file, or a local folder
+    without ``config.json`` (replacing an earlier one: re-imports register the same function again)."""
+    _LOCAL_LOADER[:] = [loader]
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -130,7 +140,9 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
     an error here, never a silently re-initialised head: a teacher with a random classifier would distil noise.
 
     Args:
-        name_or_path: ``create_model`` name, a ``save_pretrained`` directory, or a Hub repository id.
+        name_or_path: ``create_model`` name, a ``save_pretrained`` directory, a Hub repository id, or a checkpoint
+            file (a RepDistiller/mdistiller ``.pth``: ``icd_hf.models.torch_checkpoint``, with ``architecture=NAME``
+            or recognised from its tensors).
         num_classes: expected number of classes. For a name, the head size (default 100); for a checkpoint, a
             check against its ``config.num_labels``.
         **kwargs: passed to ``create_model`` (names) or ``AutoModelForImageClassification.from_pretrained``
@@ -142,6 +154,9 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
     name = os.fspath(name_or_path)
     if not os.path.isdir(name) and (name in _MODEL_FACTORIES or name.partition("/")[0] in _PREFIX_HANDLERS):
         return create_model(name, num_classes=100 if num_classes is None else num_classes, **kwargs)
+    no_config = os.path.isfile(name) or (os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")))
+    if no_config and _LOCAL_LOADER:
+        return _LOCAL_LOADER[0](name, num_classes, **kwargs)
     for forbidden in ("num_labels", "id2label", "label2id", "ignore_mismatched_sizes"):
         if forbidden in kwargs:
             raise ValueError(
