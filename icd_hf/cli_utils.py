@@ -13,15 +13,23 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import ConfigError, config_help, load_config, parse_overrides
 from .runs import git_commit
 
-# Bad names, paths, shapes or values in a config: reported as one line, exit status 2.
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+
+# Bad names, paths, shapes or values in a config: reported as one line, exit status 2. Only around validation and
+# preparation (config, data, models, trainer): once training starts, an exception is a failure or a bug, and keeps
+# its traceback (``run_training``).
 BAD_INPUT_ERRORS = (ConfigError, KeyError, ValueError, TypeError, FileNotFoundError, ConnectionError, OSError)
+# The exit status of a command stopped by Ctrl-C, as shells report one killed by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+T = TypeVar("T")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -55,12 +63,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 ERROR_FILE_ENV = "ICD_HF_ERROR_FILE"
 
 
-def report_error(prog: str, err: BaseException | str) -> None:
-    """Print ``prog: error: message`` on stderr, from the main process only, as the last thing written."""
+def report_error(prog: str, err: BaseException | str, label: str = "error") -> None:
+    """Print ``prog: error: message`` (``label`` instead of ``error``) on stderr, from the main process only, as
+    the last thing written."""
     if is_main_process():
         sys.stdout.flush()
         message = error_message(err) if isinstance(err, BaseException) else err
-        line = f"{prog}: error: {' '.join(str(message).split())}"
+        line = f"{prog}: {label}: {' '.join(str(message).split())}"
         print(line, file=sys.stderr, flush=True)
         if os.environ.get(ERROR_FILE_ENV):
             with open(os.environ[ERROR_FILE_ENV], "w") as f:
@@ -85,10 +94,47 @@ def validate_recipe_argv(argv: list[str], force_method: str | None = None,
     cfg = load_config(overrides.get("config"), overrides)
     method = resolve_method(cfg.method, cfg.loss_overrides)
     from .config import training_defaults
+    from .preflight import preflight
 
+    preflight(cfg)
     plan_resume(cfg.output_dir, cfg.resume, experiment_fingerprint(cfg, method), overwrite=cfg.overwrite_output_dir,
                 defaults=training_defaults())
     return cfg
+
+
+def interrupted_message(cfg: ExperimentConfig) -> str:
+    """What a Ctrl-C left behind and how to go on: the last complete checkpoint of ``cfg.output_dir`` and the
+    command that resumes it (the same one, unless it says ``--resume never`` or ``--overwrite_output_dir``)."""
+    from .runs import find_resumable_checkpoint, normalise_resume
+
+    checkpoint = find_resumable_checkpoint(cfg.output_dir)
+    if checkpoint is None:
+        return f"Training was interrupted before a checkpoint was saved in {cfg.output_dir}; the same command starts " \
+               f"it again."
+    changes = []
+    if cfg.overwrite_output_dir:
+        changes.append("without --overwrite_output_dir")
+    if normalise_resume(cfg.resume) != "auto":
+        changes.append("with --resume auto")
+    how = "the same command" + (f" {' and '.join(changes)}" if changes else "")
+    return f"Training was interrupted; the last checkpoint is {checkpoint}: {how} resumes from it."
+
+
+def run_training(prog: str, cfg: ExperimentConfig, train: Callable[[], T]) -> tuple[T | None, int]:
+    """``(train(), 0)``, or ``(None, exit status)`` for the two ways a training is stopped on purpose, each
+    reported as one line: Ctrl-C (130, with where to resume from) and a non-finite loss (1, with its step and
+    terms). Any other exception propagates with its traceback: during training it is no bad input but a failure
+    (a full disk) or a bug, and a one-line ``error:`` with exit status 2 would hide it."""
+    from .trainer import NonFiniteLossError
+
+    try:
+        return train(), 0
+    except KeyboardInterrupt:
+        report_error(prog, interrupted_message(cfg), label="interrupted")
+        return None, EXIT_INTERRUPTED
+    except NonFiniteLossError as err:
+        report_error(prog, err)
+        return None, 1
 
 
 def _config_arg(argv: list[str]) -> str | None:
@@ -146,9 +192,14 @@ def run_from_argv(argv: list[str], prog: str, force_method: str | None = None, d
     except BAD_INPUT_ERRORS as err:
         report_error(prog, err)
         return 2
+    except KeyboardInterrupt:
+        report_error(prog, "Interrupted while loading, before training started.", label="interrupted")
+        return EXIT_INTERRUPTED
     from .experiment import execute_experiment
 
-    results = execute_experiment(experiment, command=command_line(prog, argv))
+    results, code = run_training(prog, cfg, lambda: execute_experiment(experiment, command=command_line(prog, argv)))
+    if code:
+        return code
     if experiment.trainer.is_world_process_zero():
         print(json.dumps({"output_dir": cfg.output_dir, "method": cfg.method, **asdict(results.metrics)}, indent=2))
     return 0

@@ -16,7 +16,8 @@ import torch.distributed as dist
 import transformers.trainer
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from .distiller import TEACHER_PREFIX, Distiller
 from .losses import DistillationLoss
@@ -26,6 +27,50 @@ from .metrics import accuracy_metrics, topk_predictions
 logger = logging.getLogger(__name__)
 
 INIT_STAGE_MARKER = "init_stage_done.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training gave a nan/inf loss (or weights): stopped before that state was logged, evaluated or saved."""
+
+
+def _default_file_mode() -> int:
+    """``0o666`` less the process's umask: the mode ``open()`` gives a new file (umask is read by setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _fix_weight_modes(folder: str) -> None:
+    """safetensors (0.8) writes its files ``0600``; give them the mode of their sibling files (``0644`` under the
+    usual umask), so a shared or published model folder is readable like the rest of it."""
+    mode = _default_file_mode()
+    for name in os.listdir(folder):
+        if name.endswith(".safetensors"):
+            os.chmod(os.path.join(folder, name), mode)
+
+
+class _FiniteLossGuard(TrainerCallback):
+    """Stop training at the first non-finite loss, before the Trainer logs, evaluates or saves that state.
+
+    ``DistillationTrainer.compute_loss`` records, on the device and without a host sync, the first step whose loss
+    or any term was not finite; this callback reads that record (one sync) only where the Trainer is about to log,
+    evaluate, save or stop, which it does after ``on_step_end`` / ``on_epoch_end``. So a checkpoint never holds a
+    broken state, and no step pays a sync of its own. Before a save or an evaluation the weights are checked too
+    (a nan gradient can break them while the loss that produced it was finite).
+    """
+
+    def __init__(self, trainer: DistillationTrainer) -> None:
+        self.trainer = trainer
+
+    def _check(self, control: Any) -> None:
+        if control.should_log or control.should_evaluate or control.should_save or control.should_training_stop:
+            self.trainer.check_finite(weights=bool(control.should_save or control.should_evaluate))
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        self._check(control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        self._check(control)
 
 
 @contextlib.contextmanager
@@ -141,6 +186,9 @@ class DistillationTrainer(Trainer):
         super().__init__(model=distiller, **kwargs)
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_steps = 0
+        # (names, which were non-finite, at which step): the first non-finite training step, kept on the device.
+        self._finite_watch: tuple[list[str], torch.Tensor, torch.Tensor] | None = None
+        self.add_callback(_FiniteLossGuard(self))
 
     @property
     def distiller(self) -> Distiller:
@@ -226,6 +274,8 @@ class DistillationTrainer(Trainer):
             for name, value in outputs.terms.items():
                 self._term_sums[name] = self._term_sums.get(name, 0.0) + value.float()
             self._term_steps += 1
+        if model.training:
+            self._watch_finite(outputs.loss, outputs.terms or {})
         if return_outputs:
             return outputs.loss, {"logits": outputs.logits}
         return outputs.loss
@@ -239,6 +289,58 @@ class DistillationTrainer(Trainer):
             logs.update({f"loss_{n}": round(v, 6) for n, v in zip(names, means.tolist())})
             self._term_sums, self._term_steps = {}, 0
         super().log(logs, start_time)
+
+    # ---------------------------------------------------------------- non-finite losses
+    def _watch_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Record the first step whose loss or a term is nan/inf, as device tensors (no host sync here)."""
+        names = ["loss", *sorted(terms)]
+        if self._finite_watch is not None and self._finite_watch[0] != names:
+            self.check_finite()  # the terms changed (they do not, within a run): settle the old record first
+            self._finite_watch = None
+        values = torch.stack([loss.detach().float().reshape(()), *(terms[n].float().reshape(()) for n in names[1:])])
+        bad = ~torch.isfinite(values)
+        if self._finite_watch is None:
+            self._finite_watch = (names, torch.zeros_like(bad), torch.zeros((), dtype=torch.long, device=bad.device))
+        _, first_bad, first_step = self._finite_watch
+        new = bad.any() & (first_step == 0)  # only the first bad step is kept
+        first_bad |= bad & new
+        first_step.masked_fill_(new, self.state.global_step + 1)
+
+    def check_finite(self, weights: bool = False) -> None:
+        """Raise ``NonFiniteLossError`` if a training loss so far was nan/inf, naming the step and the terms (one
+        host sync; every process takes part, so all of them stop together). With ``weights``, also when a
+        parameter of the student or the losses is not finite.
+
+        Raises:
+            NonFiniteLossError: naming the step, the terms, the last checkpoint and what to change.
+        """
+        if self._finite_watch is not None:
+            names, first_bad, first_step = self._finite_watch
+            steps = [int(s) for s in self.accelerator.gather(first_step.reshape(1)).tolist() if s > 0]
+            if steps:
+                step = min(steps)
+                flagged = [n for n, b in zip(names, first_bad.tolist(), strict=True) if b] if int(first_step) == step \
+                    else []
+                terms = [n for n in flagged if n != "loss"] or flagged
+                what = f"the loss term(s) {', '.join(terms)}" if terms else "the loss (on another process)"
+                raise NonFiniteLossError(self._non_finite_message(f"At step {step} {what} became nan or inf"))
+        if weights:
+            distiller = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            params = [(n, p) for n, p in distiller.named_parameters() if not n.startswith(TEACHER_PREFIX)]
+            if params and not bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+                broken = [n for n, p in params if not bool(torch.isfinite(p).all())]
+                raise NonFiniteLossError(self._non_finite_message(
+                    f"After step {self.state.global_step} the weights {', '.join(broken[:3])}"
+                    f"{' and others' if len(broken) > 3 else ''} became nan or inf (the losses were finite)"))
+
+    def _non_finite_message(self, what: str) -> str:
+        last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        kept = f"the last checkpoint, {last}, holds an earlier, finite state" if last else "no checkpoint was saved"
+        return (
+            f"{what}: training stopped before logging, evaluating or saving that state ({kept}). Lower "
+            f"training.learning_rate or the loss weights (loss_overrides), or check the data, and train again "
+            f"(--overwrite_output_dir, or a new --output_dir or --tag: a changed run cannot resume this one)."
+        )
 
     # ---------------------------------------------------------------- optimizer and schedule
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
@@ -281,7 +383,9 @@ class DistillationTrainer(Trainer):
             self.run_init_stage()
         fast = self.args.fast_path and getattr(self, "_fast_data", None) is not None
         with _device_loader_resumes_itself() if fast else contextlib.nullcontext():
-            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self.check_finite(weights=True)  # what the caller evaluates and exports next must be finite
+        return output
 
     # ---------------------------------------------------------------- initialisation stage (AB, FT, FSP)
     def _init_stage_done(self) -> bool:
@@ -379,6 +483,7 @@ class DistillationTrainer(Trainer):
         if not isinstance(student, PreTrainedModel):
             raise TypeError(f"Only PreTrainedModel students can be exported, got {type(student).__name__}")
         student.save_pretrained(output_dir)
+        _fix_weight_modes(output_dir)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
 
@@ -396,6 +501,7 @@ class DistillationTrainer(Trainer):
         # Atomic write: a crash while saving never leaves a truncated weights file behind.
         path = os.path.join(output_dir, "model.safetensors")
         safetensors.torch.save_file(state_dict, path + ".tmp", metadata={"format": "pt"})
+        os.chmod(path + ".tmp", _default_file_mode())  # not safetensors' 0600: as the checkpoint's other files
         os.replace(path + ".tmp", path)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ._utils import StagewiseLoss, float32_math
-from .base import FeatureSpec, register_loss
+from .base import NON_NEGATIVE, FeatureSpec, register_loss
 from .fitnet import ConvRegressor
 
 
@@ -63,6 +63,7 @@ class ABLoss(StagewiseLoss):
     paper_name = "AB"
     description = "transfer the activation boundaries (pre-ReLU signs) of the teacher's hidden neurons."
     table_order = 8
+    hyperparameter_ranges = {"margin": NON_NEGATIVE}
     stage_preact = True  # the activation boundaries are the signs of the pre-ReLU responses
 
     def __init__(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ._utils import StagewiseLoss, float32_math, match_spatial_size
-from .base import FeatureSpec, register_loss
+from .base import POSITIVE, FeatureSpec, register_loss
 
 
 def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
@@ -54,6 +54,7 @@ class ATLoss(StagewiseLoss):
     paper_name = "AT"
     description = "match the spatial attention maps of the intermediate stages."
     table_order = 2
+    hyperparameter_ranges = {"p": POSITIVE}
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, p: float = 2.0) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import math
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import torch
 from torch import nn
@@ -62,6 +65,39 @@ class BatchContext:
 LossValue = torch.Tensor | dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric hyper-parameter may take: ``low``/``high`` bounds (``None``: unbounded), each
+    included unless ``*_open``. Every value must also be finite. ``Range(0, low_open=True)`` is "> 0"."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        """``> 0``, ``>= 1``, ``in [0, 1)``; ``finite`` when unbounded."""
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "finite"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+
+
 def split_loss_value(value: LossValue, prefix: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """A loss's value and its extra entries to log, detached and named ``<prefix>/<key>``."""
     if not isinstance(value, dict):
@@ -98,6 +134,12 @@ class DistillationLoss(nn.Module):
         table_order: position of the method's row in the results tables (the CRD benchmark's order, then the
             later methods); ``X+KD`` follows ``X``.
 
+    Class attribute, what values the hyper-parameters take:
+        hyperparameter_ranges: ``{hyper-parameter: Range}`` (``POSITIVE``, ``NON_NEGATIVE``, ``AT_LEAST_ONE`` or
+            any ``Range``); checked with the names (``check_hyperparameters``) from code and from a config's
+            ``loss_overrides``, before any model loads. Every numeric hyper-parameter must be finite, whether it
+            has a range or not, and of the type its ``__init__`` annotation declares.
+
     Class attribute, several teachers (ensemble distillation, ``losses/ensemble.py``):
         ensemble_loss: the loss's own form against an ensemble (an ``EnsembleLoss`` subclass taking the same
             hyper-parameters), e.g. KD's mean-of-probabilities target; ``None``: one instance per teacher,
@@ -117,6 +159,7 @@ class DistillationLoss(nn.Module):
     description: ClassVar[str] = ""
     bibtex: ClassVar[str] = ""
     table_order: ClassVar[int] = 1000
+    hyperparameter_ranges: ClassVar[Mapping[str, Range]] = {}
     ensemble_loss: ClassVar[type[nn.Module] | None] = None
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec) -> None:
@@ -189,9 +232,19 @@ def register_loss(cls: type[DistillationLoss]) -> type[DistillationLoss]:
         raise ValueError(f"{cls.__name__} must set `paper_name`, `description` and `bibtex`: cards and tables use them")
     if cls.name in _LOSSES and _LOSSES[cls.name] is not cls:
         raise ValueError(f"a loss named {cls.name!r} is already registered ({_LOSSES[cls.name].__name__})")
-    hyperparameters(cls)  # a loss with **kwargs or positional-only extras is refused here, at import
+    accepted = hyperparameters(cls)  # a loss with **kwargs or positional-only extras is refused here, at import
+    stray = sorted(set(cls.hyperparameter_ranges) - set(accepted))
+    if stray:
+        raise ValueError(f"{cls.__name__}.hyperparameter_ranges names {stray}, which its __init__ does not take")
+    for key, default in accepted.items():  # a default outside its own range is a bug of the loss file
+        if _is_number(default) and default not in cls.hyperparameter_ranges.get(key, Range()):
+            raise ValueError(f"{cls.__name__}: the default {key}={default} is outside its range")
     _LOSSES[cls.name] = cls
     return cls
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def hyperparameters(cls: type[DistillationLoss]) -> dict[str, Any]:
@@ -203,14 +256,59 @@ def hyperparameters(cls: type[DistillationLoss]) -> dict[str, Any]:
     return {name: p.default for name, p in params.items() if name not in _SPEC_ARGUMENTS}
 
 
+def hyperparameter_types(cls: type[DistillationLoss]) -> dict[str, Any]:
+    """The declared type of each hyper-parameter of a loss class (its ``__init__`` annotation; ``Any`` if none)."""
+    hints = typing.get_type_hints(cls.__init__)
+    return {name: hints.get(name, Any) for name in hyperparameters(cls)}
+
+
+def _type_fits(value: Any, hint: Any) -> bool:
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union \
+        else (hint,)
+    for member in members:
+        if member is Any or (member is type(None) and value is None):
+            return True
+        if member is float and _is_number(value):
+            return True
+        if member is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if member is bool and isinstance(value, bool):
+            return True
+        if member not in (float, int, bool, type(None)) and isinstance(member, type) and isinstance(value, member):
+            return True
+    return False
+
+
 def check_hyperparameters(name: str, kwargs: Mapping[str, Any], also: tuple[str, ...] = ()) -> None:
-    """Refuse keys of ``kwargs`` that loss ``name`` does not take (``also``: extra keys allowed, e.g. ``weight``)."""
-    accepted = set(hyperparameters(get_loss_class(name))) | set(also)
+    """Refuse what loss ``name`` would fail on, before it is built: keys it does not take (``also``: extra keys
+    allowed, e.g. ``weight``), values of another type than its ``__init__`` declares, non-finite numbers, and
+    numbers outside its ``hyperparameter_ranges``.
+
+    Raises:
+        TypeError: an unknown key, or a value of the wrong type.
+        ValueError: a non-finite or out-of-range value.
+    """
+    cls = get_loss_class(name)
+    defaults = hyperparameters(cls)
+    accepted = set(defaults) | set(also)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise TypeError(
             f"Loss {name!r} got unknown hyper-parameters {unknown}. Accepted: {', '.join(sorted(accepted)) or 'none'}."
         )
+    hints = hyperparameter_types(cls)
+    for key, value in kwargs.items():
+        if key not in hints:
+            continue
+        example = f"e.g. loss_overrides: {{{name}: {{{key}: {defaults[key]}}}}}, its default"
+        if not _type_fits(value, hints[key]):
+            hint = " or ".join(getattr(m, "__name__", str(m)) for m in typing.get_args(hints[key]) or (hints[key],))
+            raise TypeError(f"{name} hyper-parameter {key} takes {hint}, got {value!r} ({example}).")
+        allowed = cls.hyperparameter_ranges.get(key, Range())
+        if _is_number(value) and value not in allowed:
+            raise ValueError(
+                f"{name} hyper-parameter {key} must be {allowed.describe()}, got {value!r} ({example})."
+            )
 
 
 def list_losses() -> list[str]:

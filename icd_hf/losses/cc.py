@@ -10,7 +10,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import check_relational_batch, float32_math, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import AT_LEAST_ONE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 @register_loss
@@ -42,6 +42,7 @@ class CCLoss(DistillationLoss):
     paper_name = "CC"
     description = "match the correlations between the embeddings of the images of a batch."
     table_order = 4
+    hyperparameter_ranges = {"embed_dim": AT_LEAST_ONE}
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, embed_dim: int = 128) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import LinearEmbed, float32_math, gather_for_memory, mean_across_processes, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import AT_LEAST_ONE, POSITIVE, BatchContext, DistillationLoss, FeatureSpec, Range, register_loss
 
 _EPS = 1e-7  # RepDistiller's eps in the NCE ratio
 
@@ -154,6 +154,8 @@ class CrdLoss(DistillationLoss):
     paper_name = "CRD"
     description = "a contrastive loss between student and teacher embeddings with a memory bank of negatives."
     table_order = 12
+    hyperparameter_ranges = {"num_data": AT_LEAST_ONE, "feat_dim": AT_LEAST_ONE, "nce_k": AT_LEAST_ONE,
+                             "nce_t": POSITIVE, "nce_mom": Range(0, 1, high_open=True)}
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math, require_field, require_labels
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import NON_NEGATIVE, POSITIVE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 # mdistiller pushes the target logit down by this much so the softmax gives it exactly zero mass (in float32)
 # and the remaining classes are renormalised among themselves.
@@ -58,6 +58,8 @@ class DkdLoss(DistillationLoss):
     paper_name = "DKD"
     description = "KD decoupled into target-class and non-target-class terms with separate weights."
     table_order = 13
+    hyperparameter_ranges = {"alpha": NON_NEGATIVE, "beta": NON_NEGATIVE, "temperature": POSITIVE,
+                             "warmup_epochs": NON_NEGATIVE}
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math, hidden_maps, match_spatial_size
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import POSITIVE, BatchContext, DistillationLoss, FeatureSpec, Range, register_loss
 
 
 def _conv_stack(channels: list[int], batch_norm: bool, transposed: bool = False) -> nn.Sequential:
@@ -86,6 +86,7 @@ class FTLoss(DistillationLoss):
     paper_name = "FT"
     description = "match the factors a paraphraser extracts from the teacher's last feature map."
     table_order = 9
+    hyperparameter_ranges = {"rate": Range(0, 1, low_open=True), "p1": POSITIVE, "p2": POSITIVE}
 
     def __init__(
         self,

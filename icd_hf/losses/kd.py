@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import float32_math, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import POSITIVE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 from .ensemble import EnsembleLoss, EnsembleOutput
 
 
@@ -102,6 +102,7 @@ class KdLoss(DistillationLoss):
     paper_name = "KD"
     description = "KL divergence between the temperature-softened class probabilities of teacher and student."
     table_order = 0
+    hyperparameter_ranges = {"temperature": POSITIVE}
     ensemble_loss = EnsembleKdLoss
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, temperature: float = 4.0) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import check_relational_batch, float32_math, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import POSITIVE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def cosine_conditional_probabilities(features: torch.Tensor, eps: float) -> torch.Tensor:
@@ -51,6 +51,7 @@ class PKTLoss(DistillationLoss):
     paper_name = "PKT"
     description = "match the probability distributions of pairwise embedding similarities."
     table_order = 7
+    hyperparameter_ranges = {"eps": POSITIVE}
 
     def __init__(self, student_spec: FeatureSpec, teacher_spec: FeatureSpec, *, eps: float = 1e-7) -> None:
         super().__init__(student_spec, teacher_spec)

@@ -25,7 +25,8 @@ default weight, the loss class's ``default_weight`` (the CRD benchmark's ``-b``)
      "kd": {"temperature": 2}}
 
 Keys must be ``ce_weight`` or a registered loss name; hyper-parameters are checked against the loss's
-signature here, so a typo fails before training starts. Entries for registered losses that the method does
+signature, the types it declares and its ``hyperparameter_ranges`` here (weights: finite, >= 0), so a typo or an
+impossible value fails before training starts. Entries for registered losses that the method does
 not use are checked but ignored, so one config's overrides can serve every method of a sweep.
 
 ``method_display_name`` and ``method_sort_key`` give a method's label and row order in results tables, from the
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import check_hyperparameters, get_loss_class, list_losses
+from .base import NON_NEGATIVE, check_hyperparameters, get_loss_class, list_losses
 
 VANILLA = "vanilla"
 
@@ -109,6 +110,9 @@ def _parse_overrides(overrides: Mapping[str, Any] | None) -> tuple[float | None,
 def _as_weight(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number, got {value!r}.")
+    # A negative weight maximises its term, a non-finite one makes every step nan: neither is a recipe.
+    if value not in NON_NEGATIVE:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}.")
     return float(value)
 
 

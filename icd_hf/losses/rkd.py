@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import check_relational_batch, float32_math, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import NON_NEGATIVE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 
 
 def pairwise_distances(e: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -61,6 +61,7 @@ class RKDLoss(DistillationLoss):
     paper_name = "RKD"
     description = "match the distance and angle relations between the embeddings of a batch."
     table_order = 6
+    hyperparameter_ranges = {"distance_weight": NON_NEGATIVE, "angle_weight": NON_NEGATIVE}
 
     def __init__(
         self,

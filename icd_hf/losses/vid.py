@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._utils import StagewiseLoss, float32_math, match_spatial_size
-from .base import FeatureSpec, register_loss
+from .base import POSITIVE, FeatureSpec, register_loss
 
 
 class VIDHead(nn.Module):
@@ -76,6 +76,7 @@ class VIDLoss(StagewiseLoss):
     paper_name = "VID"
     description = "maximise a variational lower bound on the mutual information of teacher and student features."
     table_order = 5
+    hyperparameter_ranges = {"init_pred_var": POSITIVE, "eps": POSITIVE}
 
     def __init__(
         self,
