@@ -298,7 +298,7 @@ def run_trainer(
 ) -> float:
     from transformers import TrainerCallback
 
-    from icd_hf.config import PAPER_TRAINING
+    from icd_hf.config import PAPER_TRAINING  # the paper's schedule, as every Trainer run gets it
     from icd_hf.data import collate_batch
     from icd_hf.trainer import DistillationTrainer, DistillationTrainingArguments
 

@@ -23,7 +23,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .config import ExperimentConfig
-from .models.modeling_hf_adapter import InputSpec, adapt_model, build_export_processor, input_spec_of
+from .input_spec import build_image_processor, input_spec_of
+from .models.modeling_hf_adapter import InputSpec, adapt_model
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def adapt_pair(
     return AdaptedPair(
         student=adapt_model(student, student_spec, info.mean, info.std),
         teachers=adapted,
-        processor=build_export_processor(student_input) if student_input.image_size else None,
+        processor=build_image_processor(student_input) if student_input.image_size else None,
         student_input=student_input,
         teacher_inputs=inputs,
         teacher_names=names,

@@ -34,15 +34,9 @@ from icd_hf.config import load_config
 from icd_hf.data import MissingSplitError, build_datasets, split_off_validation
 from icd_hf.distiller import Distiller
 from icd_hf.experiment import prepare_experiment, run_experiment
+from icd_hf.input_spec import input_spec_of, spec_from_processor_config
 from icd_hf.models import create_model
-from icd_hf.models.modeling_hf_adapter import (
-    DistillationAdapter,
-    InputAdapter,
-    InputSpec,
-    input_spec_of,
-    spec_from_processor_config,
-    unwrap_model,
-)
+from icd_hf.models.modeling_hf_adapter import DistillationAdapter, InputAdapter, InputSpec, unwrap_model
 
 CLASSES = ["blue", "green", "red"]
 COLOURS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}

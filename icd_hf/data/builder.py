@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 _IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "images")
-_LABEL_COLUMN_CANDIDATES = ("label", "fine_label", "labels")
 
 
 class DatasetUnavailableError(ConnectionError):

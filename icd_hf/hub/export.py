@@ -24,6 +24,8 @@ from transformers import AutoModelForImageClassification, PreTrainedModel, ViTIm
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 from ..hub_ids import validate_hub_model_id
+from ..input_spec import build_image_processor as processor_for_spec
+from ..input_spec import spec_from_results
 from ..runs import EXPORT_DIRNAME, RESULTS_NAME, RunResults
 from ..version import __version__
 from .card import DEFAULT_LICENSE, LatencyReport, render_model_card
@@ -59,23 +61,8 @@ def image_size_of(results: RunResults | Mapping[str, Any]) -> int:
 
 def build_image_processor(results: RunResults | Mapping[str, Any]) -> ViTImageProcessor:
     """A processor ``transformers`` knows without icd-hf: resize to the training size, rescale to [0, 1],
-    normalise with the dataset's mean/std (bilinear, as torchvision resizes tensors in the data pipeline)."""
-    record = RunResults.coerce(results)
-    dataset = record.dataset
-    missing = [k for k in ("mean", "std") if not dataset.get(k)]
-    if missing:
-        raise KeyError(f"results.json dataset has no {'/'.join(missing)}; the image processor needs them.")
-    size = image_size_of(record)
-    return ViTImageProcessor(
-        do_resize=True,
-        size={"height": size, "width": size},
-        resample=2,  # PIL.Image.BILINEAR
-        do_rescale=True,
-        rescale_factor=1 / 255,
-        do_normalize=True,
-        image_mean=[float(v) for v in dataset["mean"]],
-        image_std=[float(v) for v in dataset["std"]],
-    )
+    normalise with the dataset's mean/std (``input_spec.build_image_processor``, as training saves it)."""
+    return processor_for_spec(spec_from_results(RunResults.coerce(results)))
 
 
 def _check_student_dir(student_dir: Path) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def _student_input(folder: Path, record: RunResults) -> Any:
     """The ``InputSpec`` the exported student takes (its ``preprocessor_config.json``), resolved with the data's."""
     import json
 
-    from ..models.modeling_hf_adapter import spec_from_processor_config
+    from ..input_spec import spec_from_processor_config
 
     dataset = record.dataset
     processor = folder / "preprocessor_config.json"

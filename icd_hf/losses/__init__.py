@@ -19,6 +19,8 @@ from .base import (
     hyperparameter_types,
     hyperparameters,
     list_losses,
+    losses_without_hidden_states,
+    losses_without_spatial_maps,
     probe_feature_spec,
     register_loss,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "hyperparameter_types",
     "hyperparameters",
     "list_losses",
+    "losses_without_hidden_states",
+    "losses_without_spatial_maps",
     "probe_feature_spec",
     "register_loss",
 ]

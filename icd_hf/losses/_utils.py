@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
-from .base import BatchContext, DistillationLoss, FeatureSpec
+from .base import BatchContext, DistillationLoss, FeatureSpec, losses_without_hidden_states
 
 
 @contextlib.contextmanager
@@ -161,7 +161,8 @@ def check_same_stage_count(student_spec: FeatureSpec, teacher_spec: FeatureSpec,
             f"{loss_name} pairs stage i of the student with stage i of the teacher, but the student has {n_s} "
             f"stage maps and the teacher {n_t} (hidden_states[{start}:] shapes: student "
             f"{student_spec.hidden_shapes[start:]}, teacher {teacher_spec.hidden_shapes[start:]}). Use a "
-            f"student/teacher pair with the same number of stages, or a loss on pooled features (kd, rkd, pkt, crd)."
+            f"student/teacher pair with the same number of stages, or a loss on logits or pooled features "
+            f"({', '.join(losses_without_hidden_states())})."
         )
     if n_s <= 0:
         raise ValueError(f"{loss_name} needs at least one stage map in hidden_states[{start}:]; the models have none.")

@@ -174,8 +174,9 @@ class DistillationLoss(nn.Module):
                     raise ValueError(
                         f"Loss {self.name!r} compares spatial feature maps, but the {role} has none: its hidden "
                         f"states are token sequences (a ViT-like transformer), which icd-hf passes on as one "
-                        f"pooled token per layer. Use a loss on logits or pooled features (kd, icd, crd, rkd, pkt, "
-                        f"cc, sp, dkd), or a convolutional or hierarchical (Swin) {role}."
+                        f"pooled token per layer. Use a loss that needs no spatial maps "
+                        f"({', '.join(losses_without_spatial_maps())}), or a convolutional or hierarchical (Swin) "
+                        f"{role}."
                     )
         self.student_spec = student_spec
         self.teacher_spec = teacher_spec
@@ -309,6 +310,17 @@ def check_hyperparameters(name: str, kwargs: Mapping[str, Any], also: tuple[str,
             raise ValueError(
                 f"{name} hyper-parameter {key} must be {allowed.describe()}, got {value!r} ({example})."
             )
+
+
+def losses_without_spatial_maps() -> list[str]:
+    """The registered losses that work with any model, token-sequence transformers (ViT) included: read from
+    each class's ``needs_spatial_maps``, so every message that lists them says the same."""
+    return [name for name in sorted(_LOSSES) if not _LOSSES[name].needs_spatial_maps]
+
+
+def losses_without_hidden_states() -> list[str]:
+    """The registered losses that read only logits and the pooled feature (``needs_hidden_states`` unset)."""
+    return [name for name in sorted(_LOSSES) if not _LOSSES[name].needs_hidden_states]
 
 
 def list_losses() -> list[str]:
