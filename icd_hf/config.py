@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import enum
 import functools
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 import yaml
 
-from .runs import EXPORT_DIRNAME, default_output_dir
+from .hub_ids import has_hub_id_form
+from .runs import EXPORT_DIRNAME, default_output_dir, method_dirname, resolve_model_dir
 
 if TYPE_CHECKING:
     from .losses.presets import MethodSpec
@@ -97,7 +99,8 @@ class ExperimentConfig:
         "Run folder (checkpoints, student/, results.json). Default: runs/<teacher>__<student>/<method>[-<tag>], "
         "or runs/teachers/<student>[-<tag>] for a teacher, so that different runs never share a folder."))
     tag: str | None = field(default=None, metadata=_help(
-        "Suffix of the default output_dir (runs/<pair>/<method>-<tag>), to keep variants of one method apart."))
+        "Suffix of the run folder, to keep variants of one method apart: runs/<pair>/<method>-<tag> by default, "
+        "<output_dir>-<tag> when output_dir is set (by the config or --output_dir)."))
     resume: str | None = field(default="auto", metadata=_help(
         "auto (the latest complete checkpoint of output_dir, if it belongs to this same run), never, or a "
         "checkpoint path."))
@@ -325,8 +328,9 @@ def _yaml(text: str) -> Any:
         raise _Mismatch(f"not valid YAML ({str(err).splitlines()[0]})") from None
 
 
-def _coerce_one(value: Any, hint: Any) -> Any:
-    """Convert ``value`` to the single (non-union) type ``hint`` or raise ``_Mismatch``."""
+def _coerce_one(value: Any, hint: Any, name: str) -> Any:
+    """Convert ``value`` to the single (non-union) type ``hint`` or raise ``_Mismatch``; ``name`` is the field's,
+    for the items of a list or mapping."""
     if hint is Any or hint is object:
         return _yaml(value) if isinstance(value, str) else value
     if hint is type(None):
@@ -382,13 +386,18 @@ def _coerce_one(value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             raise _Mismatch
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise _Mismatch from None
-        raise _Mismatch
+        else:
+            raise _Mismatch
+        if not math.isfinite(number):
+            # A nan learning rate (or weight) trains to nan weights and still writes results.json: refused here.
+            raise _Mismatch("not a finite number")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
@@ -405,7 +414,8 @@ def _coerce_one(value: Any, hint: Any) -> Any:
             value = list(value)
         if not isinstance(value, list):
             raise _Mismatch
-        return [coerce(v, args[0], "an item") for v in value] if args else value
+        # Items are named by position (`--training.lr_milestones[1]`), so a bad one names its field.
+        return [coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)] if args else value
     if _is_dict(hint):
         if isinstance(value, str):
             value = _yaml(value) if value.strip() else {}
@@ -415,7 +425,7 @@ def _coerce_one(value: Any, hint: Any) -> Any:
             raise _Mismatch
         args = typing.get_args(hint)
         if len(args) == 2:
-            return {coerce(k, args[0], "a key"): coerce(v, args[1], f"key {k!r}") for k, v in value.items()}
+            return {coerce(k, args[0], f"a key of {name}"): coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
         return dict(value)
     if isinstance(hint, type) and isinstance(value, hint):
         return value
@@ -446,7 +456,7 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
     detail = ""
     for member in sorted(members, key=_member_order):
         try:
-            return _coerce_one(value, member)
+            return _coerce_one(value, member, name)
         except _Mismatch as err:
             detail = detail or (f" ({err.args[0]})" if err.args else "")
     if isinstance(value, str) and _accepts_none(hint) and value.strip().lower() == "none":
@@ -476,7 +486,7 @@ def field_hint(key: str, extra: Mapping[str, Any] | None = None) -> Any:
         if key in _FIELDS:
             return experiment_hints()[key]
         valid = sorted({*_FIELDS, *extra, "config"})
-        close = _close(key, valid)
+        close = [f"training.{key}"] if key in training_fields() else _close(key, valid)
         raise ConfigError(
             f"Unknown config field {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
             + f". Valid fields: {', '.join(valid)}; training fields as training.<name> (see --help)."
@@ -588,7 +598,21 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The raw mapping of a YAML config, its ``_base_`` chain merged (``training:`` merged key by key)."""
+    """The raw mapping of a YAML config, its ``_base_`` chain merged (``training:`` merged key by key).
+
+    Raises:
+        ConfigError: a missing or malformed file, or a ``_base_`` chain that comes back to a file already in it.
+    """
+    return _read_config_chain(Path(path), ())
+
+
+def _read_config_chain(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    # `chain`: the files that inherit from this one, outermost first; a file met again there is a cycle, which
+    # would otherwise recurse until Python's RecursionError.
+    here = path.resolve()
+    if here in chain:
+        loop = " -> ".join(str(p) for p in (*chain[chain.index(here):], here))
+        raise ConfigError(f"{path} inherits from itself through _base_ ({loop}): remove one of these _base_ entries.")
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist (see recipes/configs/ for the shipped ones).")
     try:
@@ -605,7 +629,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     # (training, loss_overrides) merge key by key so a protocol file can add to a pair's settings.
     merged: dict[str, Any] = {}
     for base in [bases] if isinstance(bases, str) else list(bases):
-        merged = _deep_merge(merged, read_config_file(path.parent / base))
+        merged = _deep_merge(merged, _read_config_chain(path.parent / base, (*chain, here)))
     return _deep_merge(merged, data)
 
 
@@ -654,13 +678,16 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
     data = dict(data)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        close = {n: difflib.get_close_matches(n, sorted(_FIELDS), n=1) for n in unknown}
+        # A training argument at the top level (`learning_rate: 0.1`) belongs under `training:`.
+        close = {n: [f"training.{n}"] if n in training_fields() else difflib.get_close_matches(n, sorted(_FIELDS), n=1)
+                 for n in unknown}
         hints = ", ".join(f"{n!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for n, c in close.items())
         raise ConfigError(f"Unknown config field(s) {hints}. Valid fields: {', '.join(sorted(_FIELDS))}.")
     values = {name: coerce(value, experiment_hints()[name], name) for name, value in data.items()
               if name != "training"}
     values["training"] = coerce_training(data.get("training") or {})
     cfg = ExperimentConfig(**values)
+    cfg.loss_overrides = _coerce_loss_overrides(cfg.loss_overrides)
     _check_ranges(cfg)
     from .models.auto_classifier import looks_like_checkpoint
 
@@ -680,6 +707,11 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
         cfg.output_dir = default_output_dir(
             cfg.student, cfg.teacher_label, cfg.method, cfg.tag, needs_teacher=needs_teacher
         )
+    elif cfg.tag:
+        # A tag suffixes every run folder, a chosen one too (`runs/x` -> `runs/x-<tag>`): `--tag NAME` keeps a
+        # variant apart whatever the config says, as the different-run error suggests. method_dirname("", tag)
+        # is the tag's `-<tag>` suffix, spelled as default folders spell it.
+        cfg.output_dir = str(cfg.output_dir).rstrip("/\\") + method_dirname("", cfg.tag)
     return cfg
 
 
@@ -693,12 +725,58 @@ def _check_teachers(cfg: ExperimentConfig) -> None:
             f"teacher under teachers ({cfg.teachers}), or drop it."
         )
     sources = [parse_teacher_source(entry) for entry in cfg.teachers]
-    checkpoints = [s.checkpoint for s in sources]
-    repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
-    if repeated:
-        raise ConfigError(f"teachers lists {repeated} more than once: an ensemble's teachers must differ.")
+    seen: dict[str, str] = {}
+    for source in sources:
+        identity = _teacher_identity(source.checkpoint)
+        if identity in seen:
+            same = f"{seen[identity]!r} and {source.checkpoint!r} are" if seen[identity] != source.checkpoint else \
+                f"{source.checkpoint!r} is"
+            raise ConfigError(
+                f"teachers lists the same teacher more than once ({same} {identity}): an ensemble's teachers must "
+                f"differ; drop one of them."
+            )
+        seen[identity] = source.checkpoint
     if len(sources) == 1:
         cfg.teacher, cfg.teacher_checkpoint, cfg.teachers = sources[0].name, sources[0].checkpoint, []
+
+
+def _coerce_loss_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``loss_overrides`` with every weight and hyper-parameter converted to the type its loss declares (YAML
+    reads ``1e-3`` as a string), a value that does not convert named as ``loss_overrides.<loss>.<name>``.
+
+    Unknown keys stay as written: ``resolve_method`` refuses them with the valid names, and checks the ranges
+    (``DistillationLoss.hyperparameter_ranges``), before anything loads.
+    """
+    from .losses import get_loss_class, hyperparameter_types, list_losses
+
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        name = str(key).lower()
+        if name == "ce_weight":
+            out[key] = _keep_int(value, coerce(value, float, "loss_overrides.ce_weight"))
+            continue
+        if name not in list_losses() or not isinstance(value, Mapping):
+            out[key] = value
+            continue
+        hints = {**hyperparameter_types(get_loss_class(name)), "weight": float}
+        out[key] = {k: _keep_int(v, coerce(v, hints[k], f"loss_overrides.{name}.{k}")) if k in hints else v
+                    for k, v in value.items()}
+    return out
+
+
+def _keep_int(given: Any, converted: Any) -> Any:
+    # `beta: 2` stays 2 for a float hyper-parameter: the same number, recorded (results.json, cards) as written.
+    keep = isinstance(given, int) and not isinstance(given, bool) and isinstance(converted, float)
+    return given if keep and given == converted else converted
+
+
+def _teacher_identity(checkpoint: str) -> str:
+    """What a teacher entry points at, for spotting a teacher listed twice: a local folder's resolved path (so
+    ``x``, ``./x/`` and a run folder's ``student/`` are one teacher), else the Hub id or name as written."""
+    path = Path(checkpoint).expanduser()
+    if path.exists() or not has_hub_id_form(checkpoint):
+        return str(Path(resolve_model_dir(path)).resolve())
+    return checkpoint
 
 
 def coerce_training(training: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from .config import PAPER_TRAINING, ExperimentConfig, TeacherSource, training_de
 from .hub_ids import has_hub_id_form, validate_hub_model_id
 from .losses.presets import MethodSpec, resolve_method
 from .metrics import count_parameters
+from .preflight import preflight
 from .runs import (
     EXPORT_DIRNAME,
     ModelRecord,
@@ -256,6 +257,23 @@ def _loss_record(method: MethodSpec) -> dict[str, Any]:
     }
 
 
+def finished_run(cfg: ExperimentConfig) -> RunResults | None:
+    """The record of ``cfg``'s run when ``output_dir`` already holds it, finished: a ``results.json`` whose
+    fingerprint is this run's. ``None`` otherwise, and always with ``overwrite_output_dir`` (train it again).
+
+    A sweep and the quick start reuse such a run instead of training it a second time.
+    """
+    from .runs import RESULTS_NAME, fingerprint_diff
+
+    if cfg.overwrite_output_dir or not (Path(cfg.output_dir) / RESULTS_NAME).is_file():
+        return None
+    done = RunResults.read(cfg.output_dir)
+    fingerprint = experiment_fingerprint(cfg, resolve_method(cfg.method, cfg.loss_overrides))
+    if not done.fingerprint or fingerprint_diff(done.fingerprint, fingerprint, training_defaults()):
+        return None  # a different run: prepare_experiment refuses (or resumes) it with its own message
+    return done
+
+
 @dataclass
 class Experiment:
     """Everything built from a config, validated, before the first training step."""
@@ -285,7 +303,9 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     method = resolve_method(cfg.method, cfg.loss_overrides)
     args = training_arguments(cfg)
     args.dataloader_num_workers = effective_num_workers(args.dataloader_num_workers)
-    # A different run already in output_dir is refused here, in seconds, before any data or model loads.
+    # An output_dir that cannot be written, an unreachable Hub and a different run already in output_dir are
+    # refused here, in seconds, before any data or model loads.
+    preflight(cfg)
     fingerprint = experiment_fingerprint(cfg, method)
     resume_plan = plan_resume(cfg.output_dir, cfg.resume, fingerprint, overwrite=cfg.overwrite_output_dir,
                               defaults=training_defaults())

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..models.modeling_outputs import DistillationModelOutput
 from ._utils import LinearEmbed, float32_math, require_field
-from .base import BatchContext, DistillationLoss, FeatureSpec, register_loss
+from .base import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, BatchContext, DistillationLoss, FeatureSpec, register_loss
 from .ensemble import EnsembleLoss, EnsembleOutput
 
 
@@ -177,6 +177,8 @@ class IcdLoss(DistillationLoss):
         "invariance penalty that keeps the student's representation consistent with the teacher's."
     )
     table_order = 14
+    hyperparameter_ranges = {"feat_dim": AT_LEAST_ONE, "invariance_weight": NON_NEGATIVE,
+                             "max_logit_scale": POSITIVE}
     ensemble_loss = EnsembleIcdLoss
 
     def __init__(
