@@ -19,7 +19,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["icd_hf", "icd_hf.*"]),
-    package_data={"icd_hf": ["hub/templates/*.md", "py.typed"]},
+    package_data={"icd_hf": ["hub/templates/*.md", "configs/*.yaml", "py.typed"]},
     install_requires=[
         "torch>=2.4",
         "torchvision>=0.19",

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
-from .config import PAPER_TRAINING, ExperimentConfig, TeacherSource, training_defaults
+from .config import ExperimentConfig, TeacherSource, resolved_training, training_defaults
 from .hub_ids import has_hub_id_form, validate_hub_model_id
 from .losses.presets import MethodSpec, resolve_method
 from .metrics import count_parameters
@@ -161,7 +161,7 @@ def _load_teacher_source(
 
 
 def training_arguments(cfg: ExperimentConfig) -> DistillationTrainingArguments:
-    values: dict[str, Any] = {**PAPER_TRAINING, **cfg.training}
+    values: dict[str, Any] = resolved_training(cfg)
     values["output_dir"] = cfg.output_dir
     if cfg.fast_path:
         _choose_fast_path_precision(values)
@@ -184,19 +184,6 @@ def _choose_fast_path_precision(values: dict[str, Any]) -> None:
         # transformers accepts bf16 without a GPU only with use_cpu; accelerate then autocasts on the CPU.
         values["use_cpu"] = True
     logger.info("fast path: %s", choice.describe())
-
-
-class _BestAccuracy(TrainerCallback):
-    """Remember the best eval top-1 and its epoch (the paper reports last; users also want best)."""
-
-    def __init__(self) -> None:
-        self.best_top1 = float("-inf")
-        self.best_epoch = -1
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
-        top1 = (metrics or {}).get("eval_top1")
-        if top1 is not None and top1 > self.best_top1:
-            self.best_top1, self.best_epoch = top1, round(state.epoch or 0)
 
 
 def best_accuracy(log_history: list[dict[str, Any]]) -> tuple[float, int]:
@@ -246,7 +233,7 @@ def experiment_fingerprint(cfg: ExperimentConfig, method: MethodSpec) -> dict[st
             "max_train_samples": cfg.max_train_samples,
             "max_eval_samples": cfg.max_eval_samples,
         },
-        training={**PAPER_TRAINING, **cfg.training},
+        training=resolved_training(cfg),
     )
 
 
@@ -284,7 +271,6 @@ class Experiment:
     info: Any
     student: PreTrainedModel
     teachers: list[PreTrainedModel]
-    best: _BestAccuracy
     fingerprint: dict[str, Any] = field(default_factory=dict)
     resume_plan: ResumePlan = field(default_factory=ResumePlan)
 
@@ -332,7 +318,6 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     teachers = load_teachers(cfg, info.num_classes, info.class_names)
     # Each model gets the batch at its own size and normalisation; transformers models are adapted to the losses.
     pair = adapt_pair(cfg, info, student, teachers)
-    best = _BestAccuracy()
     trainer = DistillationTrainer(
         model=pair.student,
         teacher=pair.distillation_teacher(cfg.teacher_weighting),
@@ -343,14 +328,13 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         data_collator=collate_batch,
-        callbacks=[best],
     )
     if cfg.fast_path:
         images, labels = as_uint8_tensor(train_ds, image_size=cfg.image_size)
         # Same padding rule as ImageClassificationTransform: a side // 8 border (4 px at 32x32).
         padding = images.shape[1] // 8 if cfg.train_augment else 0
         trainer.enable_fast_path(images, labels, info.mean, info.std, padding=padding, flip=cfg.train_augment)
-    return Experiment(cfg, method, trainer, info, student, teachers, best, fingerprint, resume_plan)
+    return Experiment(cfg, method, trainer, info, student, teachers, fingerprint, resume_plan)
 
 
 def run_experiment(cfg: ExperimentConfig, command: str | None = None) -> RunResults:
@@ -384,17 +368,15 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         best_top1, best_epoch = metrics["eval_top1"], round(trainer.state.epoch or 0)
     student_dir = os.path.join(cfg.output_dir, EXPORT_DIRNAME)
     trainer.save_student(student_dir)
+    # A teacher read from a .pth file keeps what the file said of itself (RepDistiller's epoch and accuracy).
     teachers = [
         TeacherRecord(name=source.label if len(exp.teachers) > 1 else cfg.teacher or _architecture_of(model),
                       num_parameters=count_parameters(model), path_or_hub_id=source.checkpoint,
-                      top1=_teacher_top1(source.checkpoint, model))
+                      top1=_teacher_top1(source.checkpoint, model),
+                      checkpoint_file=file if isinstance(file := getattr(model.config, "source_checkpoint", None),
+                                                         dict) else None)
         for source, model in zip(cfg.teacher_sources(), exp.teachers, strict=True)
     ]
-    # What each checkpoint file said of itself (RepDistiller's epoch and accuracy); the record keeps it under
-    # `teacher_checkpoint_files`, a key readers of older layouts skip.
-    files = [{"checkpoint": source.checkpoint, **model.config.source_checkpoint}
-             for source, model in zip(cfg.teacher_sources(), exp.teachers, strict=True)
-             if isinstance(getattr(model.config, "source_checkpoint", None), dict)]
     teacher = teachers[0] if len(teachers) == 1 else None
     if len(teachers) > 1:
         teacher = TeacherRecord(name=cfg.teacher_label or "ensemble",
@@ -406,7 +388,7 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         student=ModelRecord(name=cfg.student, num_parameters=count_parameters(exp.student)),
         dataset=exp.info.to_dict(),
         loss=_loss_record(exp.method),
-        training={**PAPER_TRAINING, **cfg.training},
+        training=resolved_training(cfg),
         metrics=RunMetrics(
             top1=metrics["eval_top1"], top5=metrics["eval_top5"], best_top1=best_top1, best_epoch=best_epoch
         ),
@@ -419,7 +401,6 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         device=device_name(),
         precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         fingerprint=exp.fingerprint,
-        extra={"teacher_checkpoint_files": files} if files else {},
     )
     if is_main:
         from .hub.export import build_image_processor

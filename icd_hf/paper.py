@@ -212,3 +212,17 @@ def find_paper_result(
                 method_top1=cell(method_row) if method_row else None,
             )
     return None
+
+
+def find_transfer_results(target: str, paper_dir: str | os.PathLike[str] | None = None) -> dict[str, float] | None:
+    """The paper's table 3 (linear probe of the frozen WRN-16-2 student of WRN-40-2, trained on CIFAR-100) for the
+    transfer to ``target`` (``"TIN-200"``, ``"STL-10"``): ``{column: top-1}`` with columns ``teacher``,
+    ``student_vanilla`` and the methods (``KD``, ``ICD+KD``, ...); ``None`` when the table or the row is absent."""
+    path = find_paper_table("table3", paper_dir)
+    if path is None:
+        return None
+    header, *rows = read_paper_csv(path)
+    for row in rows:
+        if row[0].upper().endswith(target.upper()):
+            return {name: value for name, cell in zip(header[1:], row[1:]) if (value := parse_cell(cell)) is not None}
+    return None

@@ -11,7 +11,7 @@ fingerprint) is reused, not trained again: a second run of the same command only
 ``--overwrite_output_dir`` trains every stage again.
 ``--write_results`` writes ``benchmarks/results/quickstart.json`` (the three runs' results and their logit
 correlation with the teacher) and renders README.md's quick-start block and ``model_cards/examples/`` from it
-(``recipes/render_docs.py``): the only way those numbers change.
+(the ``quickstart`` report of ``benchmarks/report.py``): the only way those numbers change.
 """
 
 import json
@@ -20,8 +20,6 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-
-from render_docs import RESULTS_FILE, quickstart_table, render
 
 from icd_hf.cli_utils import (
     BAD_INPUT_ERRORS,
@@ -32,11 +30,15 @@ from icd_hf.cli_utils import (
     run_training,
 )
 from icd_hf.config import ExperimentConfig, load_config, parse_overrides
+from icd_hf.evaluation.reports import collect, discover
 from icd_hf.experiment import finished_run, run_experiment
 from icd_hf.preflight import check_output_dir
 from icd_hf.runs import EXPORT_DIRNAME, RunResults, git_commit, method_dirname
 
 CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
+# The report that renders the quick start's numbers into the README and model_cards/examples/.
+QUICKSTART = discover(Path(__file__).resolve().parents[1] / "benchmarks" / "reports")["quickstart"]
+RESULTS_FILE = QUICKSTART.path(QUICKSTART.summary_file)
 OPTIONS = {
     "teacher_epochs": (int, 15, "epochs of the teacher (its LR steps at 2/3 and 5/6 of them)"),
     "write_results": (bool, False, f"write {RESULTS_FILE.relative_to(RESULTS_FILE.parents[2])} and re-render the "
@@ -136,7 +138,7 @@ def main(argv: list[str]) -> int:
         "load_average_at_start": load_at_start,
         "runs": {"teacher": teacher.to_dict(), "vanilla": vanilla.to_dict(), "distilled": distilled.to_dict()},
     }
-    print("\n" + quickstart_table(summary))
+    print("\n" + QUICKSTART.printed_table(summary))
     print(f"\nThe distilled student is in {distilled_dir / EXPORT_DIRNAME} (save_pretrained format).")
     if write_results:
         summary["correlation"] = logit_correlation(
@@ -147,7 +149,7 @@ def main(argv: list[str]) -> int:
         RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
         RESULTS_FILE.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {RESULTS_FILE}")
-        for path in render():
+        for path in collect(QUICKSTART):
             print(f"wrote {path}")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icd_hf.config import load_config
+from icd_hf.config import load_config, resolved_training
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "configs"
@@ -45,7 +45,7 @@ def test_protocol_changes_only_the_schedule():
     assert (teacher.student, teacher.method, student.teacher, student.student) == (
         "resnet56", "vanilla", "resnet56", "resnet20")
     for cfg, epochs in ((teacher, 6), (student, 3)):
-        t = cfg.training
+        t = resolved_training(cfg)
         assert t["num_train_epochs"] == epochs and cfg.fast_path
         assert t["lr_milestones"] is None and t["lr_scheduler_type"] == "linear"
         # The paper's optimiser, batch and base learning rate are kept.

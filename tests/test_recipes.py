@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from icd_hf.cli_utils import run_from_argv
-from icd_hf.config import ConfigError, load_config, parse_overrides
+from icd_hf.config import ConfigError, load_config, parse_overrides, resolved_training
 from icd_hf.experiment import find_resumable_checkpoint, run_experiment
 from icd_hf.losses.presets import resolve_method
 from icd_hf.models import create_model, is_model
@@ -54,15 +54,31 @@ def test_every_config_parses_and_its_models_build(path):
     for name in filter(None, [cfg.student, cfg.teacher, *(s.name for s in cfg.teacher_sources())]):
         assert is_model(name), name
     if "pairs/" in path.as_posix():
-        assert cfg.training["num_train_epochs"] == 240
-        assert cfg.training["lr_milestones"] == [150, 180, 210]
-        assert cfg.training["weight_decay"] == 5e-4 and cfg.training["per_device_train_batch_size"] == 64
+        training = resolved_training(cfg)
+        assert training["num_train_epochs"] == 240
+        assert training["lr_milestones"] == [150, 180, 210]
+        assert training["weight_decay"] == 5e-4 and training["per_device_train_batch_size"] == 64
         expected_lr = 0.01 if cfg.student in {"mobilenetv2", "shufflenetv1", "shufflenetv2"} else 0.05
-        assert cfg.training["learning_rate"] == expected_lr
+        assert training["learning_rate"] == expected_lr
         # The architectures build and agree on the label space.
         student, teacher = create_model(cfg.student, num_classes=100), create_model(cfg.teacher, num_classes=100)
         x = torch.zeros(1, 3, 32, 32)
         assert student.eval()(pixel_values=x).logits.shape == teacher.eval()(pixel_values=x).logits.shape
+
+
+def test_the_cifar_schedule_has_one_copy():
+    """The paper's schedule is read from its YAML file; the CIFAR recipe config inherits it without repeating it."""
+    import yaml
+
+    from icd_hf.config import PAPER_SCHEDULE_FILE, PAPER_TRAINING
+
+    assert PAPER_TRAINING == yaml.safe_load(PAPER_SCHEDULE_FILE.read_text())["training"]
+    assert PAPER_TRAINING["num_train_epochs"] == 240 and PAPER_TRAINING["lr_milestones"] == [150, 180, 210]
+    recipe = yaml.safe_load((ROOT / "recipes" / "configs" / "cifar100.yaml").read_text())["training"]
+    assert not set(recipe) & set(PAPER_TRAINING)
+    cfg = load_config(ROOT / "recipes" / "configs" / "cifar100.yaml",
+                      {"training.learning_rate": 0.2, "method": "vanilla"})
+    assert resolved_training(cfg) == {**PAPER_TRAINING, "learning_rate": 0.2, "dataloader_num_workers": 4, "seed": 0}
 
 
 def test_overrides_are_typed_and_take_dotted_paths():
@@ -72,7 +88,7 @@ def test_overrides_are_typed_and_take_dotted_paths():
     with pytest.raises(ConfigError, match="Unknown config field 'x'"):
         parse_overrides(["--x", "0.5"])
     cfg = load_config(CONFIGS[0].parent / "pairs" / "wrn_40_2__wrn_16_2.yaml", {"training.learning_rate": 0.2})
-    assert cfg.training["learning_rate"] == 0.2 and cfg.training["num_train_epochs"] == 240  # base kept
+    assert resolved_training(cfg)["learning_rate"] == 0.2 and resolved_training(cfg)["num_train_epochs"] == 240
 
 
 @pytest.mark.parametrize(

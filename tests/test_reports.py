@@ -131,6 +131,26 @@ def test_cpu_budget_keeps_one_precision_per_table(tmp_path):
     assert "| bf16 check: resnet20 from labels, 10,000 images, 3 epochs | bf16 | 0 | 29.50 |" in table
 
 
+def test_cpu_budget_transfer_probe_rows_beside_the_papers_table_3(tmp_path):
+    report = _cpu_budget(tmp_path, {"vanilla": [32.0]})
+    (report.paper_dir / "table3_linear_probe_transfer.csv").write_text(
+        "transfer,teacher,student_vanilla,KD,ICD+KD\nCIFAR-100->STL-10,68.6,69.7,70.9,72.5\n"
+        "CIFAR-100->TIN-200,31.5,33.7,33.9,36.2\n")
+    transfer = report.path(declaration("cpu_budget").KEPT) / "transfer"
+    transfer.mkdir()
+    dataset = {"name": "tiny-imagenet", "num_classes": 200, "num_train": 40000, "num_eval": 10000, "image_size": 32}
+    for key, top1 in (("vanilla", 12.5), ("kd_ce1", 14.0), ("icd_kd", 15.25)):
+        (transfer / f"tiny_imagenet_{key}_seed0.json").write_text(json.dumps(
+            {"top1": top1, "top5": top1 + 20, "dataset": dataset, "device": "cpu"}))
+    summary = report.summarise()
+    assert list(summary["transfer_tiny_imagenet"]) == ["vanilla", "kd_ce1", "icd_kd"]
+    table = report.render(summary)
+    assert "(200 classes, 40,000 train / 10,000 val images, resized to 32)" in table
+    assert "| vanilla (CE only) | 12.50 | 32.50 | 33.70 |" in table
+    assert "| KD (CE 1, as in x+KD) | 14.00 | 34.00 | – |" in table  # the paper has no such control
+    assert "| ICD+KD (CE 1 + KD 1 + ICD 1) | 15.25 | 35.25 | 36.20 |" in table
+
+
 def test_cpu_budget_collect_then_drift(tmp_path):
     report = _cpu_budget(tmp_path, {"vanilla": [32.0], "kd": [40.0]})
     written = collect(report)

@@ -306,9 +306,8 @@ def test_distillation_from_pth_teachers_records_the_files(tmp_path):
     record = run_experiment(cfg)
     data = json.loads((tmp_path / "run" / "results.json").read_text())
     assert data["teacher"] == {"name": "resnet8", "num_parameters": teacher.num_parameters(),
-                               "path_or_hub_id": str(one), "top1": 55.5}
-    assert data["teacher_checkpoint_files"] == [{"checkpoint": str(one), "file": "ckpt_epoch_240.pth", "epoch": 240,
-                                                 "accuracy": 55.5}]
+                               "path_or_hub_id": str(one), "top1": 55.5,
+                               "checkpoint_file": {"file": "ckpt_epoch_240.pth", "epoch": 240, "accuracy": 55.5}}
     assert record.teacher.top1 == 55.5
     # An ensemble: one entry named (NAME=FILE), one recognised (a bare state dict in RepDistiller's folder layout).
     two = _repdistiller_file(tmp_path / "wrn_16_2_vanilla" / "ckpt_epoch_240.pth", _trained_like("wrn_16_2", 10),
@@ -319,6 +318,7 @@ def test_distillation_from_pth_teachers_records_the_files(tmp_path):
     data = json.loads((tmp_path / "ens" / "results.json").read_text())
     assert data["teacher"]["name"] == "resnet8+wrn_16_2"
     assert [(t["name"], t["top1"]) for t in data["teachers"]] == [("resnet8", 55.5), ("wrn_16_2", None)]
+    assert data["teachers"][0]["checkpoint_file"]["epoch"] == 240 and "checkpoint_file" in data["teachers"][1]
 
 
 def test_teacher_checkpoint_errors_tell_the_truth(tmp_path, capsys):

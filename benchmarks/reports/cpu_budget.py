@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from icd_hf.evaluation.reports import PlannedRun, Report
-from icd_hf.paper import find_paper_result
+from icd_hf.paper import find_paper_result, find_transfer_results
 from icd_hf.runs import RunResults
 
 CONFIG = "recipes/configs/cpu_budget/resnet56__resnet20.yaml"
@@ -39,16 +39,17 @@ class Row:
     seeds: tuple[int, ...] = (0, 1, 2)
     loss_overrides: dict[str, Any] = field(default_factory=dict)
     probe: bool = False
+    paper_transfer_column: str | None = None  # its column of the paper's table 3, when it has one
 
 
 # Every loss at its defaults, DKD with its authors' beta for this pair (2, in the config), the same teacher.
 ROWS = (
-    Row("vanilla", "vanilla", "vanilla (CE only)", probe=True),
-    Row("kd", "kd", "KD (CE 0.1 + KD 0.9, the CRD benchmark's KD)", probe=True),
+    Row("vanilla", "vanilla", "vanilla (CE only)", probe=True, paper_transfer_column="student_vanilla"),
+    Row("kd", "kd", "KD (CE 0.1 + KD 0.9, the CRD benchmark's KD)", probe=True, paper_transfer_column="KD"),
     Row("kd_ce1", "kd", "KD (CE 1, as in x+KD)", loss_overrides={"ce_weight": 1.0, "kd": {"weight": 1.0}},
         probe=True),
     Row("icd", "icd", "ICD (CE 1 + ICD 1)", seeds=(0,)),
-    Row("icd_kd", "icd+kd", "ICD+KD (CE 1 + KD 1 + ICD 1)", probe=True),
+    Row("icd_kd", "icd+kd", "ICD+KD (CE 1 + KD 1 + ICD 1)", probe=True, paper_transfer_column="ICD+KD"),
     Row("dkd", "dkd", "DKD (β 2)"),
     Row("crd_kd", "crd+kd", "CRD+KD (CE 1 + KD 1 + CRD 0.8)", seeds=(0,)),
     Row("icd_dkd", "icd+dkd", "ICD+DKD (CE 1 + DKD + ICD 1)", seeds=(0,)),
@@ -194,12 +195,14 @@ class CpuBudget(Report):
         bf16_check = {precision: run_row(_read(path), precision) for precision in ("fp32", "bf16")
                       if (path := kept / f"bf16_check_{precision}.json").is_file()}
         transfer = {}
+        paper_tin = find_transfer_results("TIN-200", self.paper_dir) or {}
         for row in ROWS:
             path = kept / "transfer" / f"tiny_imagenet_{row.key}_seed0.json"
             if path.is_file():
                 probe = json.loads(path.read_text())
                 transfer[row.key] = {"label": row.label, "top1": probe["top1"], "top5": probe["top5"],
-                                     "dataset": probe["dataset"], "device": probe.get("device")}
+                                     "dataset": probe["dataset"], "device": probe.get("device"),
+                                     "paper_wrn_16_2_240_epochs_top1": paper_tin.get(row.paper_transfer_column)}
         paper_teacher = find_paper_result("resnet56", "resnet20", None, self.paper_dir)
         cpus = sorted({r["device"] for row in rows.values() for r in row["runs"] if r["device"]})
         return {
@@ -225,6 +228,8 @@ class CpuBudget(Report):
         # The paper's column comes from ../shared/paper, which a checkout elsewhere may lack.
         out = {k: v for k, v in summary.items() if k != "paper_240_epochs_teacher_top1"}
         out["rows"] = [{k: v for k, v in r.items() if k != "paper_240_epochs_top1"} for r in summary.get("rows", [])]
+        out["transfer_tiny_imagenet"] = {key: {k: v for k, v in entry.items() if not k.startswith("paper_")}
+                                         for key, entry in summary.get("transfer_tiny_imagenet", {}).items()}
         return out
 
     def render(self, summary: dict[str, Any]) -> str:
@@ -294,9 +299,12 @@ def render_table(summary: dict[str, Any]) -> str:
     if transfer:
         first = next(iter(transfer.values()))["dataset"]
         lines += ["", f"Transfer (the paper's table 3 protocol): a linear probe on the frozen seed-0 students' "
-                      f"features of Tiny ImageNet ({first['num_classes']} classes, {first['num_train']:,} train / "
+                      f"features of the Tiny ImageNet subset of ../shared/data ({first['num_classes']} classes, "
+                      f"{first['num_train']:,} train / "
                       f"{first['num_eval']:,} val images, resized to {first['image_size']}):", "",
-                  "| student (seed 0) | probe top-1 | probe top-5 |", "|---|---:|---:|"]
+                  "| student (seed 0) | probe top-1 | probe top-5 | paper: WRN-16-2 student, 240 epochs |",
+                  "|---|---:|---:|---:|"]
         for entry in transfer.values():
-            lines.append(f"| {entry['label']} | {_cell(entry['top1'])} | {_cell(entry['top5'])} |")
+            lines.append(f"| {entry['label']} | {_cell(entry['top1'])} | {_cell(entry['top5'])} | "
+                         f"{_cell(entry.get('paper_wrn_16_2_240_epochs_top1'))} |")
     return "\n".join(lines)

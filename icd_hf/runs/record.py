@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,15 @@ class ModelRecord:
 
 @dataclass
 class TeacherRecord(ModelRecord):
-    """The teacher, with where its weights came from and its own accuracy when its run recorded one."""
+    """The teacher, with where its weights came from and its own accuracy when its run recorded one.
+
+    ``checkpoint_file``: for a teacher read from a ``.pth`` file (RepDistiller, mdistiller), what the file says
+    of itself (file name, SHA-256, ``epoch``, ``accuracy``); written only then.
+    """
 
     path_or_hub_id: str | None = None
     top1: float | None = None
+    checkpoint_file: dict[str, Any] | None = field(default=None, metadata={_WRITE: "when_set"})
 
 
 @dataclass
@@ -78,7 +83,8 @@ class RunMetrics:
 def _jsonable(value: Any) -> Any:
     """A record field as JSON: the nested model and metrics records as objects, lists of them as lists."""
     if isinstance(value, ModelRecord | RunMetrics):
-        return asdict(value)
+        return {f.name: getattr(value, f.name) for f in fields(value)
+                if getattr(value, f.name) is not None or f.metadata.get(_WRITE, "always") == "always"}
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
