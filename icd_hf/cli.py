@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -212,7 +213,8 @@ def _launch(argv: list[str]) -> int:
         if code != 0 and os.path.isfile(error_file):
             sys.stdout.flush()
             print(open(error_file).read().strip(), file=sys.stderr, flush=True)
-            return 2
+            recipe_code = f"{error_file}.code"
+            return int(open(recipe_code).read()) if os.path.isfile(recipe_code) else 2
     return 0 if code == 0 else 1
 
 
@@ -232,13 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``icd-hf`` console script. Exit codes: 0 done, 1 failed, 2 bad arguments/input."""
-    from .cli_utils import configure_logging
+    """Entry point of the ``icd-hf`` console script. Exit codes: 0 done, 1 failed, 2 bad arguments/input, 130
+    interrupted."""
+    from .cli_utils import ERROR_FILE_ENV, configure_logging
     from .hub import HubPublishError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _RECIPES:
-        return _RECIPES[argv[0]][1](argv[1:])
+        code = _RECIPES[argv[0]][1](argv[1:])
+        error_file = os.environ.get(ERROR_FILE_ENV)
+        if code and error_file and os.path.isfile(error_file):
+            # Under `icd-hf launch`: the launcher exits with the recipe's own code (2 bad input, 130 Ctrl-C, 1 a
+            # failed run), which accelerate's launcher does not pass on.
+            with open(f"{error_file}.code", "w") as f:
+                f.write(str(code))
+        return code
     if argv and argv[0] == "launch":
         return _launch(argv[1:])
     parser = build_parser()

@@ -158,6 +158,32 @@ def test_the_error_line_is_last_under_icd_hf_launch(args, launched, message, tmp
     assert ("Traceback" in proc.stderr) is launched  # accelerate's report, then our line
 
 
+def test_icd_hf_launch_exits_with_the_recipes_own_code(tmp_path, monkeypatch, capsys):
+    """accelerate's launcher turns every failure into exit 1; `icd-hf launch` passes on the recipe's own code (2 bad
+    input, 130 Ctrl-C, 1 a failed run), which the launched recipe leaves next to its error line."""
+    import icd_hf.cli as cli
+    from icd_hf.cli_utils import ERROR_FILE_ENV
+
+    error_file = tmp_path / "error.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(error_file))
+    monkeypatch.setitem(cli._RECIPES, "distill", (cli._RECIPES["distill"][0], lambda argv: (
+        error_file.write_text("icd-hf distill: interrupted: Ctrl-C\n"), 130)[1]))
+    assert cli.main(["distill", "--method", "vanilla"]) == 130  # the launched side: its code is left behind
+    assert (tmp_path / "error.txt.code").read_text() == "130"
+
+    def fake_run(command, env):  # what accelerate does with a recipe that exits 130
+        with open(env[ERROR_FILE_ENV], "w") as f:
+            f.write("icd-hf distill: interrupted: Ctrl-C\n")
+        with open(env[ERROR_FILE_ENV] + ".code", "w") as f:
+            f.write("130")
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr("icd_hf.cli_utils.validate_recipe_argv", lambda *a, **k: None)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert cli._launch(["--cpu", "distill", "--method", "vanilla"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "icd-hf distill: interrupted: Ctrl-C"
+
+
 def test_config_error_is_a_value_error():
     with pytest.raises(ConfigError):
         load_config(None, {"training": {"per_device_train_batch_size": "many"}})
