@@ -33,7 +33,7 @@ from .runs import (
     clear_run_dir,
     device_name,
     effective_num_workers,
-    find_resumable_checkpoint,  # noqa: F401  (re-exported: it lived here before runs.py)
+    find_resumable_checkpoint,  # noqa: F401  (re-exported: it lived here before the runs package)
     find_run_results,
     git_commit,
     plan_resume,
