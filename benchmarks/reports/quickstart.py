@@ -63,7 +63,8 @@ class Quickstart(Report):
     def render(self, summary: dict[str, Any]) -> str:
         num_eval = summary["runs"]["teacher"]["dataset"]["num_eval"]
         load = summary.get("load_average_at_start")
-        shared = f", shared with other jobs (load average {load:.1f} at start)" if load and load >= 1.0 else ""
+        # The 1-minute load average lags: it says what ran in the minute before, not whether this run shared the CPU.
+        shared = f", 1-min load average {load:.1f} at start" if load is not None else ""
         lines = [f"What `{summary['command']}` printed on the development machine ({summary['device']}{shared}; "
                  f"icd-hf commit `{summary['git_commit']}`; {_minutes(summary['total_wall_time_s'])} in all):",
                  "", "```", quickstart_table(summary), "```", "",
