@@ -13,16 +13,22 @@ how the step is driven:
   transforms and collator in ``DataLoader`` workers: what a run without ``fast_path`` gets.
 * ``c``: the reference, a RepDistiller-style loop (``benchmarks/reference_loop.py``): torchvision-style
   ``Dataset`` + PIL transforms in ``DataLoader`` workers, fp32, no compile, ``loss.item()`` every step.
+* ``a_cached``: path ``a`` reading the frozen teacher's outputs from a teacher cache (``teacher_cache`` in a
+  config, ``icd_hf.teacher_cache``) instead of running the teacher: what every run of a sweep after the first
+  gets. The cache is built once per pair, untimed, by a run of the same steps (the key does not depend on the
+  method, so kd's build serves icd+kd and crd+kd); a timed run that had to compute a teacher output is an error.
+  Methods whose losses read feature maps cannot use a cache and get no ``a_cached`` row.
 * ``f``: the fast path's building blocks without the Trainer (``DeviceDataLoader`` + ``Distiller`` + fused
   SGD in a bare loop): the ceiling the Trainer's own per-step overhead is measured against.
 
 Warm-up steps (compilation, cuDNN autotuning, worker start-up) are excluded from the timing. ``--cost_split``
 also times the phases of the bare fast loop (data, teacher, student forward, losses, backward, optimiser), which
-shows where the next speed-up has to come from. Usage::
+shows where the next speed-up has to come from; with path ``a_cached`` it also times the cached step (the teacher
+phase is then the cache lookup). Usage::
 
     python benchmarks/throughput.py --device cuda --methods kd,crd+kd,icd,icd+kd --json out.json
     python benchmarks/throughput.py --device cpu --pairs wrn_40_2:wrn_16_2,resnet56:resnet20 \
-        --methods kd,icd+kd,crd+kd --cost_split --json benchmarks/results/throughput_cpu.json
+        --methods kd,icd+kd,crd+kd --paths a,a_cached,b,c --cost_split --json benchmarks/results/throughput_cpu.json
     python benchmarks/report.py collect throughput_cpu     # the README block from that file
     python benchmarks/throughput.py --device cpu --teacher resnet8 --student resnet8 --batch_size 16 \
         --steps 3 --warmup 1 --methods kd --num_classes 10
@@ -35,6 +41,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,10 +77,20 @@ from icd_hf.fast import (  # noqa: E402
     resolve_device,
     synchronize,
 )
+from icd_hf.losses.presets import resolve_method  # noqa: E402
 from icd_hf.runs import device_name, git_commit  # noqa: E402
+from icd_hf.teacher_cache import (  # noqa: E402
+    CachedTeacher,
+    TeacherOutputCache,
+    join_teacher_output,
+    split_teacher_output,
+    teacher_cache_fingerprint,
+    teacher_cache_refusal,
+)
 
 PATHS = {
     "a": "icd-hf fast path (DistillationTrainer, fast_path)",
+    "a_cached": "icd-hf fast path, teacher outputs from the teacher cache",
     "b": "icd-hf plain Trainer (datasets + collator)",
     "c": "reference loop (RepDistiller-style)",
     "f": "fast building blocks, bare loop",
@@ -224,14 +241,56 @@ def _fast_parts(
 
 
 
-def cost_split(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> dict[str, float]:
+def bench_cache(cfg: argparse.Namespace, distiller: Distiller, data: BenchData, device: torch.device
+                ) -> TeacherOutputCache:
+    """The teacher cache of this pair under ``cfg.cache_root``: the key the Trainer's fast path gives the same
+    teacher, data, views (pad 4 + flip), seed and precision, so the paths share it."""
+    fingerprint = teacher_cache_fingerprint(
+        distiller.teacher, data.images, mean=data.mean, std=data.std, padding=4, flip=True, seed=cfg.seed,
+        precision="bf16" if cfg.bf16_on else "fp32", device=device,
+    )
+    return TeacherOutputCache(cfg.cache_root, fingerprint, num_images=len(data.labels), device=device,
+                              teachers=[CachedTeacher(s.num_classes, s.pooled_dim) for s in distiller.teacher_specs])
+
+
+@torch.no_grad()
+def fill_cache(cache: TeacherOutputCache, distiller: Distiller, loader: DeviceDataLoader, steps: int,
+               device: torch.device, dtype: torch.dtype | None) -> None:
+    """Make ``cache`` hold the teacher outputs of the first ``steps`` batches ``loader`` gives from epoch 0 (its
+    ``on_epoch_start`` must be ``cache.begin_epoch``), running the teacher only where they are missing; the loader
+    is left at epoch 0."""
+    done, epoch = 0, 0
+    while done < steps:
+        loader.set_epoch(epoch)
+        for batch in loader:
+            if done == steps:
+                break
+            key = (batch["view_epoch"], batch["view_start"], batch["index"])
+            if cache.lookup(*key) is None:
+                with autocast_context(device, dtype):
+                    cache.store(*key, split_teacher_output(distiller.teacher_forward(batch["pixel_values"], False)))
+            done += 1
+        epoch += 1
+    cache.flush()
+    loader.set_epoch(0)
+
+
+def cost_split(
+    cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device, *, cached: bool = False
+) -> dict[str, float]:
     """Milliseconds per step spent in each phase of the bare fast loop (mean over ``cfg.steps`` after warm-up).
 
     The phases are timed one after another with a device synchronisation between them, so their sum is a bit
-    above the pipelined step time; the split is what tells the next optimisation where to look.
+    above the pipelined step time; the split is what tells the next optimisation where to look. ``cached``: the
+    teacher phase reads the teacher cache (filled first, untimed) instead of running the teacher.
     """
     distiller, optimizer, loader = _fast_parts(cfg, method, data, device)
     dtype = torch.bfloat16 if cfg.bf16_on else None
+    cache = None
+    if cached:
+        cache = bench_cache(cfg, distiller, data, device)
+        loader.on_epoch_start = cache.begin_epoch
+        fill_cache(cache, distiller, loader, cfg.warmup + cfg.steps, device, dtype)
     totals = dict.fromkeys(COST_PHASES, 0.0)
     distiller.train()
     batches = iter(loader)
@@ -252,7 +311,13 @@ def cost_split(cfg: argparse.Namespace, method: str, data: BenchData, device: to
         mark()
         x, labels = batch["pixel_values"], batch["labels"]
         with autocast_context(device, dtype):
-            teacher_out = distiller.teacher_forward(x, hidden)
+            if cache is None:
+                teacher_out = distiller.teacher_forward(x, hidden)
+            else:
+                values = cache.lookup(batch["view_epoch"], batch["view_start"], batch["index"])
+                if values is None:
+                    raise RuntimeError("the cached cost split met a batch its cache did not hold")
+                teacher_out = join_teacher_output(values, distiller.teacher)
             mark()
             student_out = distiller.student(pixel_values=x, output_hidden_states=hidden)
             mark()
@@ -294,7 +359,8 @@ def run_fast_loop(cfg: argparse.Namespace, method: str, data: BenchData, device:
 
 
 def run_trainer(
-    cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device, *, fast: bool
+    cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device, *, fast: bool,
+    cache: str | None = None, must_read: bool = False,
 ) -> float:
     from transformers import TrainerCallback
 
@@ -357,14 +423,39 @@ def run_trainer(
             trainer.enable_fast_path(
                 torch.from_numpy(data.images), torch.from_numpy(data.labels), data.mean, data.std
             )
+            if cache is not None:
+                trainer.enable_teacher_cache(cache)
         trainer.train()
+        if cache is not None:
+            summary = trainer.teacher_cache.summary()
+            if must_read and summary["batches_computed"]:
+                raise RuntimeError(f"path a_cached ran the teacher on {summary['batches_computed']} batch(es): the "
+                                   f"cache built before it did not cover the timed steps")
+            cfg.cache_sizes[f"{cfg.teacher} -> {cfg.student}"] = {
+                k: summary[k] for k in ("precision", "dtypes", "bytes_per_epoch")}
     if timer.seconds is None:
         raise RuntimeError(f"the Trainer stopped before step {cfg.warmup + cfg.steps}")
     return timer.seconds
 
 
+def can_use_cache(method: str) -> bool:
+    """Whether ``method``'s losses read only what a teacher cache holds (from the loss classes' declarations)."""
+    return teacher_cache_refusal(resolve_method(method)) is None
+
+
+def run_cached_trainer(cfg: argparse.Namespace, method: str, data: BenchData, device: torch.device) -> float:
+    """Path ``a_cached``: the fast-path Trainer reading the teacher cache. The first time a pair is measured, one
+    untimed run of the same steps builds its cache (shared by every method of the pair)."""
+    pair = (cfg.teacher, cfg.student)
+    if pair not in cfg.built_caches:
+        run_trainer(cfg, method, data, device, fast=True, cache=cfg.cache_root)
+        cfg.built_caches.add(pair)
+    return run_trainer(cfg, method, data, device, fast=True, cache=cfg.cache_root, must_read=True)
+
+
 RUNNERS: dict[str, Callable[..., float]] = {
     "a": lambda cfg, method, data, device: run_trainer(cfg, method, data, device, fast=True),
+    "a_cached": run_cached_trainer,
     "b": lambda cfg, method, data, device: run_trainer(cfg, method, data, device, fast=False),
     "c": run_reference,
     "f": run_fast_loop,
@@ -390,13 +481,16 @@ def load_average() -> float | None:
 
 
 def ratios(results: Sequence[Measurement]) -> dict[str, dict[str, float]]:
-    """Per method, each path's throughput divided by the reference loop's (``c``)."""
+    """Per ``"<pair> <method>"`` (``"<method>"`` with one pair), each path's throughput divided by the reference
+    loop's (``c``), and the cached fast path's divided by the live one's (``a_cached/a``)."""
     by_key = {(r.key, r.path): r.images_per_s for r in results}
     out: dict[str, dict[str, float]] = {}
     for (key, path), ips in by_key.items():
         reference = by_key.get((key, "c"))
         if path != "c" and reference:
             out.setdefault(key, {})[f"{path}/c"] = ips / reference
+        if path == "a_cached" and by_key.get((key, "a")):
+            out.setdefault(key, {})["a_cached/a"] = ips / by_key[(key, "a")]
     return out
 
 
@@ -407,7 +501,8 @@ def markdown_table(results: Sequence[Measurement]) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        ratio = "1.00" if r.path == "c" else (f"{rel[r.key][f'{r.path}/c']:.2f}" if r.key in rel else "-")
+        vs_c = rel.get(r.key, {}).get(f"{r.path}/c")
+        ratio = "1.00" if r.path == "c" else (f"{vs_c:.2f}" if vs_c is not None else "-")
         lines.append(
             f"| {r.key} | ({r.path}) {PATHS[r.path]} | {r.images_per_s:,.0f} | {r.ms_per_step:.1f} | {ratio} | "
             f"{r.hours_240_epochs_cifar100:,.1f} h |"
@@ -448,6 +543,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--num_classes", type=int, default=100, help="classes of the synthetic data")
     p.add_argument("--image_size", type=int, default=32, help="side of the synthetic images")
     p.add_argument("--paths", default="a,b,c", help=f"comma-separated subset of {','.join(PATHS)}")
+    p.add_argument("--teacher_cache_dir", default=None,
+                   help="path a_cached: where its teacher caches go (default: a temporary folder, removed at the end)")
     p.add_argument("--num_workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="DataLoader workers of the CPU pipelines (b, c); RepDistiller uses 8")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
@@ -476,6 +573,11 @@ def measure_method(
 ) -> list[Measurement]:
     """Every path for one (pair, method); repeats interleave the paths so a shared machine's drifts hit all alike."""
     seconds: dict[str, list[float]] = {path: [] for path in paths}
+    if "a_cached" in paths and not can_use_cache(method):
+        print(f"{pair} {method:>8} (a_cached) skipped: {teacher_cache_refusal(resolve_method(method))}",
+              file=sys.stderr, flush=True)
+        paths = [p for p in paths if p != "a_cached"]
+        seconds.pop("a_cached")
     for _ in range(cfg.repeats):
         for path in paths:
             seconds[path].append(RUNNERS[path](cfg, method, data, device))
@@ -514,17 +616,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results: list[Measurement] = []
     splits: dict[str, dict[str, float]] = {}
     paths = cfg.paths.split(",")
+    cfg.cache_root = cfg.teacher_cache_dir or tempfile.mkdtemp(prefix="icd_hf_teacher_cache_")
+    cfg.built_caches, cfg.cache_sizes = set(), {}
     load_before = load_average()
-    for teacher, student in cfg.pair_list:
-        cfg.teacher, cfg.student = teacher, student
-        pair = f"{teacher} -> {student}" if len(cfg.pair_list) > 1 or cfg.pairs else ""
-        for method in cfg.methods.split(","):
-            results.extend(measure_method(cfg, method, pair, paths, data, device))
-            if cfg.cost_split:
-                splits[f"{teacher} -> {student} {method}"] = cost_split(cfg, method, data, device)
+    try:
+        for teacher, student in cfg.pair_list:
+            cfg.teacher, cfg.student = teacher, student
+            pair = f"{teacher} -> {student}" if len(cfg.pair_list) > 1 or cfg.pairs else ""
+            for method in cfg.methods.split(","):
+                results.extend(measure_method(cfg, method, pair, paths, data, device))
+                if cfg.cost_split:
+                    splits[f"{teacher} -> {student} {method}"] = cost_split(cfg, method, data, device)
+                    if "a_cached" in paths and can_use_cache(method):
+                        splits[f"{teacher} -> {student} {method} (cached teacher)"] = cost_split(
+                            cfg, method, data, device, cached=True)
+    finally:
+        if not cfg.teacher_cache_dir:
+            shutil.rmtree(cfg.cache_root, ignore_errors=True)
     report = {
         "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": {k: v for k, v in vars(cfg).items() if k not in ("json", "pair_list")}
+        "config": {k: v for k, v in vars(cfg).items()
+                   if k not in ("json", "pair_list", "cache_root", "built_caches", "cache_sizes")}
         | {"device": str(device), "data_source": data.source},
         "environment": environment(device) | {"load_average_1min": [load_before, load_average()]},
         "paths": {k: PATHS[k] for k in cfg.paths.split(",")},
@@ -533,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if splits:
         report["cost_split_ms_per_step"] = splits
+    if cfg.cache_sizes:
+        report["teacher_cache"] = cfg.cache_sizes  # per pair: the stored dtypes and the bytes of one full epoch
     print(markdown_table(results))
     if splits:
         print()

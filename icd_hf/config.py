@@ -108,6 +108,11 @@ class ExperimentConfig:
         "Delete the run already in output_dir (checkpoints, student/, results.json) before training."))
     fast_path: bool = field(default=False, metadata=_help(
         "Keep the dataset on the accelerator as uint8 and augment there (see icd_hf.fast)."))
+    teacher_cache: str | None = field(default=None, metadata=_help(
+        "Folder of cached teacher outputs (fast path; methods whose losses read only the teacher's logits and "
+        "pooled feature): each training view's outputs are read from it when present, else computed and written, "
+        "so a sweep runs its teacher once. Keyed by the teacher, data, views, seed and precision "
+        "(icd_hf.teacher_cache)."))
     push_to_hub: bool = field(default=False, metadata=_help("Publish the student at the end (icd_hf.hub)."))
     hub_model_id: str | None = field(default=None, metadata=_help("org/name of the model repository to push to."))
     hub_private: bool = field(default=False, metadata=_help("Create the Hub repository private."))
@@ -695,6 +700,8 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
         )
     if cfg.push_to_hub and not cfg.hub_model_id:
         raise ConfigError("push_to_hub is set but hub_model_id is not: pass --hub_model_id org/name.")
+    if cfg.teacher_cache:
+        _check_teacher_cache(cfg)
     if cfg.output_dir is None:
         cfg.output_dir = default_output_dir(
             cfg.student, cfg.teacher_label, cfg.method, cfg.tag, needs_teacher=needs_teacher
@@ -705,6 +712,18 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
         # is the tag's `-<tag>` suffix, spelled as default folders spell it.
         cfg.output_dir = str(cfg.output_dir).rstrip("/\\") + method_dirname("", cfg.tag)
     return cfg
+
+
+def _check_teacher_cache(cfg: ExperimentConfig) -> None:
+    """A teacher cache needs the fast path's views and a method whose losses read only what it holds."""
+    from .teacher_cache import teacher_cache_refusal
+
+    if not cfg.fast_path:
+        raise ConfigError("teacher_cache keys the teacher's outputs by the fast path's views (seed, epoch, sample "
+                          "index): add --fast_path, or drop teacher_cache.")
+    why = teacher_cache_refusal(cfg.method_spec())
+    if why:
+        raise ConfigError(f"teacher_cache: {why}.")
 
 
 def _check_teachers(cfg: ExperimentConfig) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,9 @@ from .losses.ensemble import EnsembleOutput, build_ensemble_loss, check_teacher_
 from .losses.presets import MethodSpec, resolve_method
 from .models.modeling_hf_adapter import ensure_distillation_model
 from .models.modeling_outputs import DistillationModelOutput
+
+if TYPE_CHECKING:
+    from .teacher_cache import TeacherOutputCache
 
 TEACHER_PREFIX = "teacher."
 
@@ -99,6 +103,10 @@ class Distiller(nn.Module):
 
     In eval mode only the student runs and the loss is plain cross-entropy: evaluation measures the student,
     and stateful losses (CRD's memory) must not be updated by evaluation batches.
+
+    With a ``teacher_cache`` (``icd_hf.teacher_cache``, set by ``DistillationTrainer.enable_teacher_cache``) a
+    training batch that carries its view key (``view_epoch``, ``view_start``: the fast path's loader) takes the
+    teacher's outputs from the cache when it holds them, and adds them to it when it does not.
     """
 
     def __init__(
@@ -139,6 +147,7 @@ class Distiller(nn.Module):
                         f"{student_spec.num_classes}: both must be built for the same dataset (check num_classes)."
                     )
         self.student_spec = student_spec
+        self.teacher_specs = teacher_specs
         self.teacher_spec = teacher_specs[0] if len(teacher_specs) == 1 else None
         losses = {}
         for term in self.method.terms:
@@ -157,6 +166,7 @@ class Distiller(nn.Module):
         self.needs_hidden_states = any(loss.needs_hidden_states for loss in self.losses.values())
         self.needs_index = any(loss.needs_index for loss in self.losses.values())
         self.teacher_inference_mode = False
+        self.teacher_cache: TeacherOutputCache | None = None
 
     # The teacher is frozen: it stays in eval mode (fixed BN statistics) whatever the Trainer asks.
     def train(self, mode: bool = True) -> Distiller:
@@ -189,6 +199,8 @@ class Distiller(nn.Module):
         labels: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
         epoch: float = 0.0,
+        view_epoch: int | None = None,
+        view_start: int | None = None,
     ) -> DistillerOutput:
         if not self.training:
             out = self.student(pixel_values=pixel_values)
@@ -203,7 +215,7 @@ class Distiller(nn.Module):
             )
         student_out = self.student(pixel_values=pixel_values, output_hidden_states=self.needs_hidden_states)
         teacher_out = (
-            self.teacher_forward(pixel_values, self.needs_hidden_states) if self.teacher is not None else None
+            self._teacher_outputs(pixel_values, index, view_epoch, view_start) if self.teacher is not None else None
         )
         ce = F.cross_entropy(student_out.logits.float(), labels)
         total = self.ce_weight * ce
@@ -216,6 +228,24 @@ class Distiller(nn.Module):
             total = total + self.loss_weights[name] * value
             terms[name] = value.detach()
         return DistillerOutput(loss=total, logits=student_out.logits, terms=terms)
+
+    def _teacher_outputs(
+        self, pixel_values: torch.Tensor, index: torch.Tensor | None, view_epoch: int | None, view_start: int | None
+    ) -> DistillationModelOutput | EnsembleOutput:
+        cache = self.teacher_cache
+        if cache is None or view_epoch is None:
+            return self.teacher_forward(pixel_values, self.needs_hidden_states)
+        from .teacher_cache import join_teacher_output, split_teacher_output
+
+        if index is None or view_start is None:
+            raise ValueError("A cached teacher needs each batch's `index` and `view_start` (DeviceDataLoader gives "
+                             "them with on_epoch_start set).")
+        values = cache.lookup(view_epoch, view_start, index)
+        if values is not None:
+            return join_teacher_output(values, self.teacher)
+        out = self.teacher_forward(pixel_values, False)
+        cache.store(view_epoch, view_start, index, split_teacher_output(out))
+        return out
 
     def distillation_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything a checkpoint needs to resume: student + loss modules/buffers, not the frozen teacher."""

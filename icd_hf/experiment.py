@@ -296,6 +296,10 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     resume_plan = plan_resume(cfg.output_dir, cfg.resume, fingerprint, overwrite=cfg.overwrite_output_dir,
                               defaults=training_defaults())
     check_teacher_sources(cfg)  # a missing teacher file fails here, before the data is read
+    if cfg.teacher_cache:
+        from .teacher_cache import prepare_cache_root
+
+        prepare_cache_root(cfg.teacher_cache)  # an unwritable cache folder too
     set_seed(args.seed)
     train_ds, eval_ds, info = build_datasets(
         cfg.dataset,
@@ -334,6 +338,8 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         # Same padding rule as ImageClassificationTransform: a side // 8 border (4 px at 32x32).
         padding = images.shape[1] // 8 if cfg.train_augment else 0
         trainer.enable_fast_path(images, labels, info.mean, info.std, padding=padding, flip=cfg.train_augment)
+        if cfg.teacher_cache:
+            trainer.enable_teacher_cache(cfg.teacher_cache)
     return Experiment(cfg, method, trainer, info, student, teachers, fingerprint, resume_plan)
 
 
@@ -401,6 +407,7 @@ def execute_experiment(exp: Experiment, command: str | None = None) -> RunResult
         device=device_name(),
         precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         fingerprint=exp.fingerprint,
+        teacher_cache=trainer.teacher_cache.summary() if trainer.teacher_cache is not None else None,
     )
     if is_main:
         from .hub.export import build_image_processor

@@ -30,17 +30,29 @@ from .runs import (
     pair_dirname,
     plan_resume,
 )
+from .teacher_cache import cache_use, teacher_cache_refusal
 
 DEFAULT_METHODS = (
     "vanilla,kd,fitnet,at,sp,cc,vid,rkd,pkt,ab,ft,fsp,nst,crd,crd+kd,icd,icd+kd"
 )
 
 
+def method_overrides(overrides: dict[str, Any], method: str, loss_overrides: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """The overrides of one method's run: ``overrides`` with its method; a method that cannot read a teacher cache
+    (no teacher, or losses that read feature maps: ``teacher_cache_refusal``) runs its teacher live, so the sweep's
+    ``teacher_cache`` is turned off for it rather than refused, and the table says which runs used the cache."""
+    out = {**overrides, "method": method}
+    if teacher_cache_refusal(resolve_method(method, loss_overrides)) is not None:
+        out["teacher_cache"] = None
+    return out
+
+
 def sweep_root(config_path: str | None, overrides: dict[str, Any]) -> Path:
     """The pair's folder: ``output_dir`` when given, else ``runs/<teacher>__<student>``; each method's run goes
     into ``<root>/<method>[-<tag>]``, the same folder ``distill.py --method <method>`` uses by default."""
     # Without the tag: it suffixes each method's folder, not the pair's.
-    base = load_config(config_path, {**overrides, "method": "vanilla", "tag": None})
+    base = load_config(config_path, {**method_overrides(overrides, "vanilla"), "tag": None})
     if base.output_dir != default_output_dir(base.student, base.teacher_label, "vanilla", None, needs_teacher=False):
         return Path(base.output_dir)
     return Path(RUNS_ROOT) / pair_dirname(base.teacher_label or "none", base.student)
@@ -57,14 +69,14 @@ def plan_sweep(
         ConfigError, KeyError, ValueError: a bad config or method, an unwritable folder, or a folder that holds a
             different run (the same checks as one run's, for every method at once).
     """
-    base = load_config(config_path, {**overrides, "method": "vanilla"})
+    base = load_config(config_path, method_overrides(overrides, "vanilla"))
     for method in methods:  # fail on a typo before hours of training, not after
         resolve_method(method, base.loss_overrides)
     root = sweep_root(config_path, overrides)
     configs: dict[str, ExperimentConfig] = {}
     done: dict[str, RunResults] = {}
     for method in methods:
-        cfg = load_config(config_path, {**overrides, "method": method})
+        cfg = load_config(config_path, method_overrides(overrides, method, base.loss_overrides))
         cfg = replace(cfg, output_dir=str(root / method_dirname(method, cfg.tag)))
         configs[method] = cfg
         finished = finished_run(cfg)
@@ -84,7 +96,9 @@ def write_sweep_table(root: Path, base: ExperimentConfig, rows: dict[str, RunRes
         "student": base.student,
         "dataset": base.dataset,
         "results": {
-            m: {"top1": r.metrics.top1, "best_top1": r.metrics.best_top1, "top5": r.metrics.top5}
+            m: {"top1": r.metrics.top1, "best_top1": r.metrics.best_top1, "top5": r.metrics.top5,
+                # How the run got its teacher's outputs: live, or through the sweep's teacher cache.
+                "teacher_outputs": cache_use(r.teacher_cache) if r.teacher is not None else None}
             for m, r in rows.items()
         },
     }
@@ -105,18 +119,21 @@ def run_sweep(
 
 
 def sweep_markdown(table: dict[str, Any]) -> str:
-    """Markdown rows ``method | top-1 (last) | best | top-5 | vs KD``."""
+    """Markdown rows ``method | top-1 (last) | best | top-5 | vs KD``, and ``teacher outputs`` (live, cache read,
+    cache built) when a run of the sweep used a teacher cache."""
     results = table["results"]
     kd = results.get("kd", {}).get("top1")
+    cached = any(str(r.get("teacher_outputs") or "").startswith("cache") for r in results.values())
     lines = [
         f"### {table['teacher']} -> {table['student']} on {table['dataset']}",
         "",
-        "| method | top-1 (last) | top-1 (best) | top-5 | vs KD |",
-        "|---|---|---|---|---|",
+        "| method | top-1 (last) | top-1 (best) | top-5 | vs KD |" + (" teacher outputs |" if cached else ""),
+        "|---|---|---|---|---|" + ("---|" if cached else ""),
     ]
     for method, r in results.items():
         delta = "" if kd is None or method == "kd" else f"{r['top1'] - kd:+.2f}"
-        lines.append(f"| {method} | {r['top1']:.2f} | {r['best_top1']:.2f} | {r['top5']:.2f} | {delta} |")
+        row = f"| {method} | {r['top1']:.2f} | {r['best_top1']:.2f} | {r['top5']:.2f} | {delta} |"
+        lines.append(row + (f" {r.get('teacher_outputs') or '–'} |" if cached else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +141,7 @@ def validate_sweep_argv(argv: list[str], extra: dict[str, Any]) -> None:
     """Check a sweep's arguments (config, types, every method name) without loading anything."""
     overrides = parse_overrides(argv, extra=extra)
     methods = str(overrides.pop("methods", DEFAULT_METHODS)).split(",")
-    base = load_config(overrides.pop("config", None), {**overrides, "method": "vanilla"})
+    base = load_config(overrides.pop("config", None), method_overrides(overrides, "vanilla"))
     for method in (m.strip() for m in methods if m.strip()):
         resolve_method(method, base.loss_overrides)
 

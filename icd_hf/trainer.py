@@ -23,6 +23,13 @@ from .distiller import TEACHER_PREFIX, Distiller
 from .losses import DistillationLoss
 from .losses.presets import MethodSpec
 from .metrics import accuracy_metrics, topk_predictions
+from .teacher_cache import (
+    CachedTeacher,
+    TeacherCacheFlush,
+    TeacherOutputCache,
+    teacher_cache_fingerprint,
+    teacher_cache_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,12 +230,50 @@ class DistillationTrainer(Trainer):
         self.distiller.teacher_inference_mode = True
         prepare_for_speed(self.distiller, channels_last=channels_last, compile=self.args.compile_models)
 
+    def enable_teacher_cache(self, directory: str | os.PathLike[str]) -> TeacherOutputCache:
+        """Read the teacher's outputs of every training view from a cache under ``directory`` when it holds them,
+        else compute them and add them to it (``icd_hf.teacher_cache``); returns the ``TeacherOutputCache``.
+
+        Needs the fast path (``enable_fast_path`` first: its views are what the cache is keyed on) and a method
+        whose losses read only the teacher's logits and pooled feature.
+
+        Raises:
+            ValueError: no fast path, no teacher, or a loss that reads the teacher's feature maps.
+        """
+        data = getattr(self, "_fast_data", None)
+        if data is None or not self.args.fast_path:
+            raise ValueError("A teacher cache keys the teacher's outputs by the fast path's views (seed, epoch, "
+                             "sample index): call enable_fast_path first (fast_path: true).")
+        why = teacher_cache_refusal(self.distiller.method)
+        if why:
+            raise ValueError(f"teacher_cache: {why}.")
+        precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+        fingerprint = teacher_cache_fingerprint(
+            self.distiller.teacher, data["images"], mean=data["mean"], std=data["std"], padding=data["padding"],
+            flip=data["flip"], seed=self.args.seed, precision=precision, device=self.args.device,
+        )
+        cache = TeacherOutputCache(
+            directory, fingerprint, num_images=len(data["labels"]),
+            teachers=[CachedTeacher(spec.num_classes, spec.pooled_dim) for spec in self.distiller.teacher_specs],
+            device=self.args.device, rank=self.args.process_index, world_size=self.args.world_size,
+        )
+        logger.info("%s", cache.describe())
+        self.distiller.teacher_cache = cache
+        self.add_callback(TeacherCacheFlush(cache))
+        return cache
+
+    @property
+    def teacher_cache(self) -> TeacherOutputCache | None:
+        """The ``TeacherOutputCache`` of ``enable_teacher_cache``, or ``None``."""
+        return self.distiller.teacher_cache
+
     def get_train_dataloader(self):
         data = getattr(self, "_fast_data", None)
         if not self.args.fast_path or data is None:
             return super().get_train_dataloader()
         from .fast import DeviceDataLoader
 
+        cache = self.distiller.teacher_cache
         return DeviceDataLoader(
             data["images"],
             data["labels"],
@@ -244,6 +289,7 @@ class DistillationTrainer(Trainer):
             drop_last=self.args.dataloader_drop_last,
             num_replicas=self.args.world_size,
             rank=self.args.process_index,
+            on_epoch_start=cache.begin_epoch if cache is not None else None,
         )
 
     @staticmethod
@@ -263,11 +309,14 @@ class DistillationTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        # The fast path's batches carry their view key when a teacher cache is on (DeviceDataLoader).
+        view = {k: inputs[k] for k in ("view_epoch", "view_start") if k in inputs}
         outputs = model(
             pixel_values=inputs["pixel_values"],
             labels=inputs.get("labels"),
             index=inputs.get("index"),
             epoch=float(self.state.epoch or 0.0),
+            **view,
         )
         if model.training and outputs.terms:
             # Summed as tensors: reading them out (a host sync) happens only when logging.

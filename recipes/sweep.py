@@ -6,7 +6,9 @@
 
 Each method runs in ``<output_dir>/<method>`` (resumable: finished methods are skipped, interrupted ones
 resume from their last checkpoint); ``<output_dir>/sweep.json`` and ``sweep.md`` hold the table. Every other
-``--field value`` overrides the config for all methods.
+``--field value`` overrides the config for all methods. With ``--fast_path true --teacher_cache DIR`` the first
+method whose losses read only the teacher's logits and pooled feature computes the teacher's outputs once and
+writes them to ``DIR``; the later ones read them (the others run their teacher live); the table says which.
 """
 
 import sys

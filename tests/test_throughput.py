@@ -141,3 +141,49 @@ def test_two_pairs_with_cost_split_end_to_end(throughput, capsys):
         assert all(v >= 0 for v in phases.values()) and phases["backward"] > 0 and phases["teacher"] > 0
     assert "cpu_bf16" in report["environment"] and len(report["environment"]["load_average_1min"]) == 2
     assert "| resnet14 -> resnet8 icd+kd | (a) icd-hf fast path" in capsys.readouterr().out
+
+
+def test_cached_fast_path_and_its_cost_split_end_to_end(throughput, tmp_path):
+    """Path a_cached on two pairs: the cache is built once per pair (shared by the methods and by the cost split),
+    the timed runs never run their teacher (run_trainer raises if they do), a_cached/a is in the ratios."""
+    cache_dir = tmp_path / "caches"
+    report = throughput.main([
+        "--device", "cpu", "--pairs", "resnet8:resnet8,resnet14:resnet8", "--batch_size", "4", "--steps", "2",
+        "--warmup", "1", "--methods", "kd,icd+kd,fitnet", "--num_classes", "5", "--image_size", "16",
+        "--paths", "a,a_cached", "--num_workers", "0", "--cost_split", "--teacher_cache_dir", str(cache_dir),
+    ])
+    pairs = ("resnet8 -> resnet8", "resnet14 -> resnet8")
+    rows = {(r["pair"], r["method"], r["path"]) for r in report["results"]}
+    assert rows == {(p, m, path) for p in pairs for m in ("kd", "icd+kd") for path in ("a", "a_cached")} | {
+        (p, "fitnet", "a") for p in pairs}  # fitnet reads feature maps: no cached row
+    for pair in pairs:
+        for method in ("kd", "icd+kd"):
+            ratio = report["ratios"][f"{pair} {method}"]["a_cached/a"]
+            assert math.isfinite(ratio) and ratio > 0
+        assert "a_cached/a" not in report["ratios"].get(f"{pair} fitnet", {})
+        cached = report["cost_split_ms_per_step"][f"{pair} kd (cached teacher)"]
+        assert list(cached) == list(throughput.COST_PHASES) and cached["backward"] > 0
+        assert f"{pair} fitnet (cached teacher)" not in report["cost_split_ms_per_step"]
+        # 12 synthetic images (batch 4 x 3 steps), 5 logits + 64 pooled features each, in the teacher's precision
+        # (bf16 where the CPU has native bf16).
+        bf16 = report["config"]["bf16_on"]
+        assert report["teacher_cache"][pair] == {"precision": "bf16" if bf16 else "fp32",
+                                                 "dtypes": ["bfloat16" if bf16 else "float32"] * 2,
+                                                 "bytes_per_epoch": 12 * (5 + 64) * (2 if bf16 else 4)}
+    assert len(list(cache_dir.iterdir())) == 2  # one cache per pair, whatever the method or the path
+
+
+def test_readme_table_shows_the_cached_path_only_when_measured():
+    from reports.throughput_cpu import readme_summary
+
+    def report(paths: dict[str, float]) -> dict:
+        return {"results": [{"method": "kd", "path": p, "images_per_s": v, "pair": "t -> s"} for p, v in paths.items()],
+                "environment": {"device": "cpu", "torch": "2", "git_commit": "abc"},
+                "config": {"batch_size": 64, "steps": 8}}
+
+    with_cache = readme_summary(report({"a": 100.0, "a_cached": 200.0, "c": 50.0}))
+    assert with_cache.splitlines()[0] == "| method | (a) fast path | (a) cached teacher | (c) reference | a/c | " \
+                                         "a_cached/c | a_cached/a |"
+    assert "| t -> s kd | 100 img/s | 200 img/s | 50 img/s | 2.00 | 4.00 | 2.00 |" in with_cache
+    without = readme_summary(report({"a": 100.0, "c": 50.0}))
+    assert without.splitlines()[0] == "| method | (a) fast path | (c) reference | a/c |"

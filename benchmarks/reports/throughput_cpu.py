@@ -12,7 +12,7 @@ from icd_hf.evaluation.reports import Report
 
 # The phases of a fast-path step that benchmarks/throughput.py --cost_split times, in its order.
 COST_PHASES = ("data", "teacher", "student_forward", "losses", "backward", "optimizer")
-PATH_NAMES = {"a": "(a) fast path", "b": "(b) Trainer", "c": "(c) reference"}
+PATH_NAMES = {"a": "(a) fast path", "a_cached": "(a) cached teacher", "b": "(b) Trainer", "c": "(c) reference"}
 
 
 def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
@@ -26,21 +26,24 @@ def cost_split_table(splits: dict[str, dict[str, float]]) -> str:
 
 
 def readme_summary(report: dict[str, Any]) -> str:
-    """images/s per path side by side with the ratios to the reference, the cost split when measured, and what the
-    numbers were measured on."""
+    """images/s per path side by side with the ratios to the reference (and of the cached fast path to the live one,
+    when measured), the cost split when measured, and what the numbers were measured on."""
     rows: dict[str, dict[str, float]] = {}
     for r in report["results"]:
         key = f"{r['pair']} {r['method']}" if r.get("pair") else r["method"]
         rows.setdefault(key, {})[r["path"]] = r["images_per_s"]
-    paths = [p for p in ("a", "b", "c") if any(p in v for v in rows.values())]
+    paths = [p for p in ("a", "a_cached", "b", "c") if any(p in v for v in rows.values())]
     ratio_paths = [p for p in paths if p != "c"] if "c" in paths else []
+    # (numerator, denominator) of each ratio column: every path against the reference, the cache against path a.
+    ratio_columns = [(p, "c") for p in ratio_paths] + ([("a_cached", "a")] if {"a", "a_cached"} <= set(paths) else [])
     lines = [
-        "| method | " + " | ".join(PATH_NAMES[p] for p in paths) + "".join(f" | {p}/c" for p in ratio_paths) + " |",
-        "|---|" + "---:|" * (len(paths) + len(ratio_paths)),
+        "| method | " + " | ".join(PATH_NAMES[p] for p in paths) + "".join(f" | {n}/{d}" for n, d in ratio_columns)
+        + " |",
+        "|---|" + "---:|" * (len(paths) + len(ratio_columns)),
     ]
     for key, ips in rows.items():
         cells = [f"{ips[p]:,.0f} img/s" if p in ips else "–" for p in paths]
-        cells += [f"{ips[p] / ips['c']:.2f}" if p in ips and "c" in ips else "–" for p in ratio_paths]
+        cells += [f"{ips[n] / ips[d]:.2f}" if n in ips and d in ips else "–" for n, d in ratio_columns]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     env, cfg = report["environment"], report["config"]
     facts = [env["device"], f"batch {cfg['batch_size']}", f"{cfg['steps']} timed steps x {cfg.get('repeats', 1)}",

@@ -3,6 +3,11 @@
 The classic CIFAR pipeline (``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip()``, ``ToTensor()``,
 ``Normalize(mean, std)``) runs per sample in CPU worker processes. Here a whole batch is cropped, flipped and
 normalised with a handful of kernels and no host synchronisation, so the accelerator never waits for data.
+
+Training views are drawn by ``view_crop_flip_params``: a counter-based hash of ``(seed, epoch, sample index)``,
+not a stateful generator, so a sample's view in an epoch is the same whatever the batch, the method, the number of
+processes or the device (integer arithmetic only, identical on CPU and CUDA): what lets a teacher's outputs be
+cached per view (``icd_hf.teacher_cache``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,79 @@ def sample_crop_flip_params(
     else:
         flipped = torch.zeros(num, dtype=torch.bool, device=offsets.device)
     return offsets[0], offsets[1], flipped
+
+
+# What draws the training views; part of a teacher cache's key, so a change of the hash must change this name.
+VIEW_GENERATOR = "lowbias32(seed, epoch, index) crop/flip v1"
+_MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+# Chris Wellons' "lowbias32" integer hash (hash-prospector): a bijective 32-bit mixer with very low bias.
+_MIX_MUL1, _MIX_MUL2 = 0x7FEB352D, 0x846CA68B
+_STREAM_TOP, _STREAM_LEFT, _STREAM_FLIP = 0x1B873593, 0xCC9E2D51, 0x85EBCA6B
+
+
+def _mix32_int(x: int) -> int:
+    x &= _MASK32
+    x ^= x >> 16
+    x = (x * _MIX_MUL1) & _MASK32
+    x ^= x >> 15
+    x = (x * _MIX_MUL2) & _MASK32
+    return x ^ (x >> 16)
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``x * c mod 2**32`` for int64 ``x`` in ``[0, 2**32)``, without overflowing int64 (whose wrap-around is not
+    something to rely on across devices): the product is taken 16 bits of ``x`` at a time."""
+    low, high = x & 0xFFFF, x >> 16
+    return (low * c + (((high * c) & 0xFFFF) << 16)) & _MASK32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    x = x ^ (x >> 16)
+    x = _mul32(x, _MIX_MUL1)
+    x = x ^ (x >> 15)
+    x = _mul32(x, _MIX_MUL2)
+    return x ^ (x >> 16)
+
+
+def _stream_key(stream: int, seed: int, epoch: int) -> int:
+    """A 32-bit key per (draw, seed, epoch), folded on the host with Python's exact integers."""
+    seed, epoch = seed & _MASK64, epoch & _MASK64
+    h = 0x9E3779B9
+    for word in (stream, seed & _MASK32, seed >> 32, epoch & _MASK32, epoch >> 32):
+        h = _mix32_int(h ^ word)
+    return h
+
+
+def _hash_index(index: torch.Tensor, key: int) -> torch.Tensor:
+    """Uniform 32-bit values, one per entry of ``index``, a pure function of ``(key, index)``."""
+    index = index.to(torch.int64)
+    h = _mix32((index & _MASK32) ^ key)
+    return _mix32(h ^ ((index >> 32) & _MASK32) ^ 0x68E31DA4)
+
+
+def view_crop_flip_params(
+    index: torch.Tensor, *, seed: int, epoch: int, padding: int, flip: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The crop offsets and flips of samples ``index`` in ``epoch``: a pure function of ``(seed, epoch, index)``.
+
+    Same distribution as ``sample_crop_flip_params`` (offsets uniform over ``0..2*padding``, up to a bias below
+    1e-8; flips with probability 0.5), but counter-based: each value is an integer hash (``lowbias32``) of the
+    seed, the epoch and the sample's index, computed with int64 tensor operations that cannot overflow, so the same
+    sample gets the same view in any batch, order or process, on the CPU and on CUDA alike.
+
+    Returns ``(top, left, flipped)`` on ``index``'s device.
+    """
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    span = 2 * padding + 1
+    top = _hash_index(index, _stream_key(_STREAM_TOP, seed, epoch)) % span
+    left = _hash_index(index, _stream_key(_STREAM_LEFT, seed, epoch)) % span
+    if flip:
+        flipped = (_hash_index(index, _stream_key(_STREAM_FLIP, seed, epoch)) >> 31).bool()
+    else:
+        flipped = torch.zeros(index.shape, dtype=torch.bool, device=index.device)
+    return top, left, flipped
 
 
 def crop_flip_gather(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from .augment import crop_flip_gather, normalization_table, normalize_uint8_nhwc, sample_crop_flip_params
+from .augment import crop_flip_gather, normalization_table, normalize_uint8_nhwc, view_crop_flip_params
 
 # Odd 64-bit multiplier (golden ratio) so that (seed, epoch) pairs map to well separated generator seeds.
 _SEED_MIX = 0x9E3779B97F4A7C15
@@ -45,8 +45,11 @@ class DeviceDataLoader:
     """Iterate over an image classification split kept on ``device`` as uint8, augmenting on the device.
 
     The split is copied to ``device`` once (CIFAR-100's 50,000 training images are 150 MB as uint8). Each
-    epoch draws its permutation and all augmentation parameters on the device from a generator seeded by
-    ``(seed, epoch)``; each batch is then one gather that selects, zero-pads, crops and flips the images
+    epoch draws its permutation on the device from a generator seeded by ``(seed, epoch)``, and every sample's
+    view (crop offset and flip) as a pure function of ``(seed, epoch, sample index)`` (``view_crop_flip_params``):
+    a sample's view does not depend on the order, the batch, the number of processes or the device, so runs with
+    the same seed see the same views whatever the method (paired comparisons), and a teacher's outputs can be
+    cached per view. Each batch is then one gather that selects, zero-pads, crops and flips the images
     (``RandomCrop(H, padding)`` + ``RandomHorizontalFlip()`` semantics), a table lookup that normalises them
     exactly as ``ToTensor()`` + ``Normalize(mean, std)`` would, and a ``channels_last`` view. No step reads a
     value back to the host, so the loader never stalls the accelerator's queue.
@@ -74,6 +77,10 @@ class DeviceDataLoader:
             data parallel); every process must use the same ``seed``. Without ``drop_last`` the permutation
             is padded by wrapping around so each process gets the same number of samples, as
             ``DistributedSampler`` does.
+        on_epoch_start: called as ``on_epoch_start(epoch, order)`` before an epoch's first batch (a resumed
+            epoch too), ``order`` being this process's samples of the epoch in batch order (the ones its batches
+            use); with it, every batch also carries ``view_epoch`` (the epoch) and ``view_start`` (the position of
+            its first sample in ``order``): what a teacher-output cache keys on (``icd_hf.teacher_cache``).
 
     Call ``set_epoch(e)`` before iterating to pick the epoch (``transformers.Trainer`` does); without it, each
     new iteration moves to the next epoch.
@@ -98,6 +105,7 @@ class DeviceDataLoader:
         out_dtype: torch.dtype = torch.float32,
         num_replicas: int = 1,
         rank: int = 0,
+        on_epoch_start: Callable[[int, torch.Tensor], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -133,6 +141,7 @@ class DeviceDataLoader:
         self.out_dtype = out_dtype
         self.num_replicas = num_replicas
         self.rank = rank
+        self.on_epoch_start = on_epoch_start
         self.epoch = 0
         self._skip_batches = 0
 
@@ -183,7 +192,8 @@ class DeviceDataLoader:
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
         """This process's sample order for ``epoch`` and its augmentation parameters (``None`` if none).
 
-        Everything is drawn at once at the start of the epoch: the per-batch work is then only slicing.
+        Everything is drawn at once at the start of the epoch: the per-batch work is then only slicing. The
+        permutation comes from the epoch's generator; each view from ``(seed, epoch, index)`` alone.
         """
         generator = self.epoch_generator(epoch)
         n = self.num_images
@@ -198,21 +208,21 @@ class DeviceDataLoader:
             order = order[self.rank : total : self.num_replicas]
         params = None
         if self.augments:
-            params = sample_crop_flip_params(
-                order.shape[0], self.padding, flip=self.flip, generator=generator, device=self.device
-            )
+            params = view_crop_flip_params(order, seed=self.seed, epoch=epoch, padding=self.padding, flip=self.flip)
         return order, params
 
     # ------------------------------------------------------------------ batches
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch, skip = self.epoch, self._skip_batches
         # Without set_epoch the next pass is a new epoch, so looping twice never repeats the same batches.
         self.epoch, self._skip_batches = epoch + 1, 0
         return self._batches(epoch, skip)
 
-    def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, torch.Tensor]]:
+    def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Any]]:
         order, params = self.epoch_plan(epoch)
         num_samples = order.shape[0]
+        if self.on_epoch_start is not None:
+            self.on_epoch_start(epoch, order[: min(len(self) * self.batch_size, num_samples)])
         for b in range(skip, len(self)):
             start, stop = b * self.batch_size, min((b + 1) * self.batch_size, num_samples)
             index = order[start:stop]
@@ -224,7 +234,10 @@ class DeviceDataLoader:
             pixel_values = normalize_uint8_nhwc(pixels, self.table).permute(0, 3, 1, 2)
             if not self.channels_last:
                 pixel_values = pixel_values.contiguous()
-            yield {"pixel_values": pixel_values, "labels": self.labels[index], "index": index}
+            batch = {"pixel_values": pixel_values, "labels": self.labels[index], "index": index}
+            if self.on_epoch_start is not None:
+                batch.update(view_epoch=epoch, view_start=start)
+            yield batch
 
     def __repr__(self) -> str:
         return (

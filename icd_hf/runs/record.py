@@ -136,6 +136,8 @@ class RunResults:
         precision: the numeric mode training ran in (``"bf16"``, ``"fp16"`` or ``"fp32"``; ``None`` in files written
             before it was recorded).
         fingerprint: what defines the run (``run_fingerprint``): a resume or a sweep compares it.
+        teacher_cache: when the run's teacher outputs came through a cache (``icd_hf.teacher_cache``): its folder,
+            precision, size per epoch and how many batches this run read from it or computed (``None``: live).
         hub_url: the upload commit, when the run was pushed at the end of training (not written to the file).
         hub_export: in an exported folder, what its card was rendered with (``icd_hf.hub.export``).
         extra: keys this version does not know, kept so that a read-write round trip loses nothing.
@@ -160,6 +162,7 @@ class RunResults:
     device: str | None = None
     precision: str | None = field(default=None, metadata={_WRITE: "when_set"})
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    teacher_cache: dict[str, Any] | None = field(default=None, metadata={_WRITE: "when_set"})
     hub_export: dict[str, Any] | None = field(default=None, metadata={_WRITE: "when_set"})
     hub_url: str | None = field(default=None, metadata={_WRITE: "never"})
     extra: dict[str, Any] = field(default_factory=dict, metadata={_WRITE: "never"})
