@@ -242,6 +242,19 @@ def test_throughput_block_from_a_saved_measurement(tmp_path):
     assert stale(report) == []
 
 
+def test_throughput_cache_reading_from_hand_values():
+    module = declaration("throughput_cpu")
+    split = dict(zip(module.COST_PHASES, [0, 40, 20, 0, 40, 0]))  # the teacher: 40 % of 100 ms
+    report = {"cost_split_ms_per_step": {"t -> s kd": split, "t -> s kd (cached teacher)": split,
+                                         "t -> s crd+kd": dict(zip(module.COST_PHASES, [0, 10, 10, 50, 30, 0]))},
+              "ratios": {"t -> s kd": {"a_cached/a": 1.5}, "t -> s crd+kd": {"a_cached/a": 1.05}}}
+    assert module.cache_reading(report) == (
+        "For kd and icd+kd the teacher's forward is 40%–40% of a fast-path step here, so a teacher cache can make "
+        "their step at most 1.67–1.67× faster (1 / (1 − share), from the bare loop's split); measured on the "
+        "Trainer path, a_cached/a is 1.50–1.50 for them, and 1.05–1.05 for crd+kd, whose memory-bank loss dominates its step.")
+    assert module.cache_reading({"ratios": {}, "cost_split_ms_per_step": {}}) is None
+
+
 def test_quickstart_block_and_example_cards_follow_the_results_file(tmp_path):
     module = declaration("quickstart")
     root = _checkout(tmp_path, module.Quickstart.begin, module.Quickstart.end)
