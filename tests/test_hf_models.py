@@ -260,7 +260,12 @@ def test_zoo_and_timm_models_as_teachers_at_their_own_resolution(image_folder, t
     exp.trainer.train()
 
 
-def test_timm_teacher_names_need_trained_weights_for_this_label_space(image_folder, tmp_path):
+def test_timm_teacher_names_need_trained_weights_for_this_label_space(image_folder, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    # Offline, as CI is: the label-space check needs no download (online, an unreachable Hub is said first).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ValueError, match="randomly initialised timm model"):
         prepare_experiment(_cfg(tmp_path, image_folder, teacher="timm/resnet18", student="resnet8", method="kd"))
     # Pretrained ImageNet weights predict 1000 classes, not this dataset's 3 (checked before any download).

@@ -251,7 +251,8 @@ def test_throughput_cache_reading_from_hand_values():
     assert module.cache_reading(report) == (
         "For kd and icd+kd the teacher's forward is 40%–40% of a fast-path step here, so a teacher cache can make "
         "their step at most 1.67–1.67× faster (1 / (1 − share), from the bare loop's split); measured on the "
-        "Trainer path, a_cached/a is 1.50–1.50 for them, and 1.05–1.05 for crd+kd, whose memory-bank loss dominates its step.")
+        "Trainer path, a_cached/a is 1.50–1.50 for them, and 1.05–1.05 for crd+kd, whose memory-bank loss "
+        "dominates its step.")
     assert module.cache_reading({"ratios": {}, "cost_split_ms_per_step": {}}) is None
 
 

@@ -24,7 +24,7 @@ _MODEL_FACTORIES: dict[str, ModelFactory] = {}
 # prefix -> (factory taking the rest of the name, predicate telling whether that rest names a model)
 _PREFIX_HANDLERS: dict[str, tuple[ModelFactory, Callable[[str], bool]]] = {}
 # load_model of a local file (a RepDistiller .pth...) or of a folder without config.json: set by
-# icd_hf.models.torch_checkpoint, so that this file keeps importing nothing from its package.
+# the torch_checkpoint module of this package, so that this file keeps importing nothing from its package.
 _LOCAL_LOADER: list[Callable[..., PreTrainedModel]] = []
 
 __all__ = [
@@ -141,8 +141,8 @@ def load_model(name_or_path: str | os.PathLike[str], num_classes: int | None = N
 
     Args:
         name_or_path: ``create_model`` name, a ``save_pretrained`` directory, a Hub repository id, or a checkpoint
-            file (a RepDistiller/mdistiller ``.pth``: ``icd_hf.models.torch_checkpoint``, with ``architecture=NAME``
-            or recognised from its tensors).
+            file (a RepDistiller/mdistiller ``.pth``, read by the package's ``torch_checkpoint`` module, with
+            ``architecture=NAME`` or recognised from its tensors).
         num_classes: expected number of classes. For a name, the head size (default 100); for a checkpoint, a
             check against its ``config.num_labels``.
         **kwargs: passed to ``create_model`` (names) or ``AutoModelForImageClassification.from_pretrained``
