@@ -85,6 +85,12 @@ def test_export_teacher_writes_fp16_that_load_model_upcasts(teachers, tmp_path):
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(fp16(pixel_values=x).logits, fp32(pixel_values=x).logits, atol=2e-2, rtol=2e-2)
+    # An export of a student distilled from it times both on the CPU (it failed on the fp16 teacher: "expected scalar
+    # type Float but found Half", and the card had no latency).
+    from icd_hf.hub.export import measure_latency_report
+
+    report = measure_latency_report(tmp_path / "run" / "student", out, image_size=8, runs=2)
+    assert report.teacher_ms is not None and report.teacher_ms > 0 and report.device.startswith("cpu (")
 
 
 TEACHER_DIR = ROOT / "benchmarks" / "teachers" / "resnet56-cpu-budget"

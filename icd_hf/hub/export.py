@@ -26,7 +26,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 from ..hub_ids import validate_hub_model_id
 from ..input_spec import build_image_processor as processor_for_spec
 from ..input_spec import spec_from_results
-from ..runs import EXPORT_DIRNAME, RESULTS_NAME, RunResults
+from ..runs import EXPORT_DIRNAME, RESULTS_NAME, RunResults, device_name
 from ..version import __version__
 from .card import DEFAULT_LICENSE, LatencyReport, render_model_card
 from .onnx_export import check_onnx_options, export_onnx_files
@@ -142,8 +142,9 @@ def measure_cpu_latency(
 
 
 def _load_local(path: Path) -> PreTrainedModel:
-    # Local folders written by our own save_pretrained: running their modeling code is running icd-hf's.
-    return AutoModelForImageClassification.from_pretrained(str(path), trust_remote_code=True)
+    # Local folders written by our own save_pretrained: running their modeling code is running icd-hf's. In float32,
+    # as a model runs on a CPU: a teacher published in fp16 (benchmarks/teachers/*) would not run on float inputs.
+    return AutoModelForImageClassification.from_pretrained(str(path), trust_remote_code=True, dtype=torch.float32)
 
 
 def _resolve_local(ref: str | None, run_dir: Path) -> Path | None:
@@ -172,8 +173,6 @@ def measure_latency_report(
     Each model is timed at the input side its ``preprocessor_config.json`` names (``image_size`` otherwise): a
     224-pixel teacher distilled into a 64-pixel student is deployed at those sizes, and that is the speed-up.
     """
-    import platform
-
     image_size = _processor_side(student_dir) or image_size
     student_ms = measure_cpu_latency(_load_local(student_dir), image_size, runs=runs, threads=threads)
     teacher_ms = None
@@ -186,7 +185,7 @@ def measure_latency_report(
         runs=runs,
         image_size=image_size,
         threads=threads,
-        device=f"CPU ({platform.processor() or platform.machine()})",
+        device=device_name("cpu"),
         torch_version=torch.__version__.split("+")[0],
     )
 
